@@ -1,0 +1,302 @@
+//! `borboleta`: run, validate and explain feature-set pipelines; read the online store.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use borboleta::{Error, FeatureSetPipelineSpec, PipelineOptions, RunOptions};
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Butterfree's feature-set pipelines, in Rust.
+#[derive(Parser, Debug)]
+#[command(name = "borboleta", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a pipeline once over a date range.
+    Run(RunArgs),
+    /// Check a spec (and its readers' schemas and the plan) without running it.
+    Validate {
+        /// The pipeline spec (YAML).
+        spec: PathBuf,
+    },
+    /// Print the pipeline: readers, writers, and the query plan.
+    Explain {
+        /// The pipeline spec (YAML).
+        spec: PathBuf,
+        /// First date of the plan's date filter (YYYY-MM-DD).
+        #[arg(long)]
+        start_date: Option<String>,
+        /// Last date of the plan's date filter (YYYY-MM-DD).
+        #[arg(long)]
+        end_date: Option<String>,
+    },
+    /// Read the online store.
+    Online {
+        #[command(subcommand)]
+        command: OnlineCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum OnlineCommand {
+    /// The current features of one or more keys.
+    Get {
+        /// The pipeline spec (YAML) whose online store to read.
+        spec: PathBuf,
+        /// A key as `column=value` (comma-separated for composite keys); repeat for several.
+        #[arg(long = "key", required = true)]
+        keys: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// The pipeline spec (YAML).
+    spec: PathBuf,
+    /// First date to compute (YYYY-MM-DD, inclusive, UTC).
+    #[arg(long)]
+    start_date: Option<String>,
+    /// Last date to compute (YYYY-MM-DD, inclusive, UTC).
+    #[arg(long)]
+    end_date: Option<String>,
+    /// Butterfree's run_for_date: start and end on this date.
+    #[arg(long, conflicts_with_all = ["start_date", "end_date"])]
+    date: Option<String>,
+    /// Run every writer in debug mode (in-memory tables) and print their tables.
+    #[arg(long)]
+    debug: bool,
+    /// A SQL query over the debug tables, printed after the run; repeat for several.
+    #[arg(long = "sql")]
+    sql: Vec<String>,
+    /// Output format of printed tables.
+    #[arg(long, value_enum, default_value_t = Output::Table)]
+    output: Output,
+    /// Print no summary.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum Output {
+    Table,
+    Jsonl,
+    Csv,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BORBOLETA_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let code = match e.downcast_ref::<Error>() {
+                Some(err) if err.is_spec_error() => 2,
+                _ if e.downcast_ref::<borboleta::core::Error>().is_some() => 2,
+                _ => 1,
+            };
+            eprintln!("error: {e}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn load(spec: &PathBuf) -> anyhow::Result<FeatureSetPipelineSpec> {
+    FeatureSetPipelineSpec::from_yaml_file(spec).map_err(|e| Error::from(e).into())
+}
+
+fn date(arg: &str, s: &Option<String>) -> anyhow::Result<Option<chrono::NaiveDate>> {
+    match s {
+        None => Ok(None),
+        Some(s) => borboleta::core::time::parse_date(s).map(Some).map_err(|m| Error::spec(arg, m).into()),
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run(args) => run(args).await,
+        Command::Validate { spec } => {
+            let s = load(&spec)?;
+            let p = borboleta::build_pipeline(s, &PipelineOptions::default()).await?;
+            let cols: Vec<String> =
+                p.schema().fields().iter().map(|f| format!("{}:{}", f.name(), f.data_type())).collect();
+            println!("ok: {} ({})", spec.display(), p.spec().feature_set.name);
+            println!("columns: {}", cols.join(", "));
+            Ok(())
+        }
+        Command::Explain { spec, start_date, end_date } => {
+            let s = load(&spec)?;
+            let opts = RunOptions {
+                start_date: date("--start-date", &start_date)?,
+                end_date: date("--end-date", &end_date)?,
+                progress: None,
+            };
+            let mut out = String::new();
+            out.push_str(&format!("feature set: {} (entity {})\n", s.feature_set.name, s.feature_set.entity));
+            for r in &s.readers {
+                if let borboleta::ReaderSpec::File(f) = r {
+                    out.push_str(&format!("reader {}: {} files at {}\n", f.id, f.format, s.resolve_path(&f.path)));
+                }
+            }
+            for w in &s.writers {
+                out.push_str(&format!("writer: {}{}\n", w.display_name(), if w.debug_mode() { " (debug)" } else { "" }));
+            }
+            let p = borboleta::build_pipeline(s, &PipelineOptions::default()).await?;
+            out.push_str(&format!("columns: {}\n", borboleta::core::output_columns(&p.spec().feature_set).join(", ")));
+            out.push_str(&p.explain(&opts).await?);
+            println!("{}", redact(&out));
+            Ok(())
+        }
+        Command::Online { command: OnlineCommand::Get { spec, keys, output } } => {
+            let s = load(&spec)?;
+            let mut parsed = Vec::new();
+            for k in &keys {
+                let mut kv = Vec::new();
+                for part in k.split(',') {
+                    let Some((name, value)) = part.split_once('=') else {
+                        return Err(Error::spec("--key", format!("`{part}` is not `column=value`")).into());
+                    };
+                    kv.push((name.trim().to_string(), value.trim().to_string()));
+                }
+                parsed.push(kv);
+            }
+            let batch = borboleta::online_get(&s, &parsed)?;
+            print_batches(&[batch], output)?;
+            Ok(())
+        }
+    }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let spec = load(&args.spec)?;
+    let (start_date, end_date) = match &args.date {
+        Some(_) => {
+            let d = date("--date", &args.date)?;
+            (d, d)
+        }
+        None => (date("--start-date", &args.start_date)?, date("--end-date", &args.end_date)?),
+    };
+    let pipeline = borboleta::build_pipeline(spec, &PipelineOptions { debug: args.debug }).await?;
+    let bar = if std::io::stderr().is_terminal() && !args.quiet {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.set_message("computing features");
+        b.enable_steady_tick(Duration::from_millis(120));
+        Some(b)
+    } else {
+        None
+    };
+    let progress: Option<Arc<dyn Fn(u64) + Send + Sync>> = bar.clone().map(|b| {
+        Arc::new(move |rows: u64| b.set_message(format!("{rows} feature rows"))) as Arc<dyn Fn(u64) + Send + Sync>
+    });
+    let summary = pipeline.run(RunOptions { start_date, end_date, progress }).await;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let summary = summary?;
+    if !args.quiet {
+        eprintln!("{summary}");
+    }
+    if !args.sql.is_empty() {
+        for q in &args.sql {
+            let batches = pipeline.sql(q).await?.collect().await?;
+            print_batches(&batches, args.output)?;
+        }
+    } else if args.debug || pipeline.spec().writers.iter().any(|w| w.debug_mode()) {
+        for table in pipeline.debug_tables() {
+            let order: Vec<String> = pipeline
+                .session()
+                .table(table.as_str())
+                .await?
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| format!("\"{}\"", f.name()))
+                .collect();
+            let q = format!("SELECT * FROM \"{table}\" ORDER BY {}", order.join(", "));
+            let batches = pipeline.sql(&q).await?.collect().await?;
+            if matches!(args.output, Output::Table) {
+                println!("{table}");
+            }
+            print_batches(&batches, args.output)?;
+        }
+    }
+    Ok(())
+}
+
+fn print_batches(batches: &[RecordBatch], output: Output) -> anyhow::Result<()> {
+    match output {
+        Output::Table => println!("{}", arrow::util::pretty::pretty_format_batches(batches)?),
+        Output::Jsonl => {
+            let mut w = arrow::json::LineDelimitedWriter::new(std::io::stdout());
+            for b in batches {
+                w.write(b)?;
+            }
+            w.finish()?;
+        }
+        Output::Csv => {
+            let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(std::io::stdout());
+            for b in batches {
+                w.write(b)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Hides credentials in URLs (`scheme://user:password@host`) and `password=`-style settings.
+fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let mut l = line.to_string();
+        if let Some(scheme) = l.find("://") {
+            let rest = &l[scheme + 3..];
+            if let Some(at) = rest.find('@') {
+                let creds = &rest[..at];
+                if !creds.contains('/') && !creds.contains(' ') {
+                    l = format!("{}://***@{}", &l[..scheme], &rest[at + 1..]);
+                }
+            }
+        }
+        for key in ["password=", "secret=", "token="] {
+            if let Some(i) = l.to_ascii_lowercase().find(key) {
+                let start = i + key.len();
+                let end = l[start..].find(|c: char| c.is_whitespace() || c == ',' || c == '&').map_or(l.len(), |e| start + e);
+                l.replace_range(start..end, "***");
+            }
+        }
+        out.push_str(&l);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_credentials() {
+        assert_eq!(super::redact("s3://key:secret@bucket/x"), "s3://***@bucket/x");
+        assert_eq!(super::redact("a password=hunter2, b"), "a password=***, b");
+    }
+}

@@ -1,0 +1,108 @@
+//! `FileReader`: Parquet, CSV or JSON lines from a file, a folder or a glob.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::datatypes::{Field, Schema};
+use async_trait::async_trait;
+use borboleta_core::{FileFormat, FileReaderSpec};
+use borboleta_engine::{Error, Reader, Result};
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::file_format::csv::CsvFormat;
+use datafusion::datasource::file_format::json::JsonFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::prelude::SessionContext;
+
+/// Reads files as a DataFusion listing table (local paths; `file://` URLs).
+#[derive(Debug, Clone)]
+pub struct FileReader {
+    spec: FileReaderSpec,
+}
+
+impl FileReader {
+    /// A reader for `spec`, whose path is already resolved against the spec's folder.
+    pub fn new(spec: FileReaderSpec) -> Self {
+        Self { spec }
+    }
+}
+
+const OPTIONS: &[&str] = &["header", "delimiter", "file_extension"];
+
+#[async_trait]
+impl Reader for FileReader {
+    fn id(&self) -> &str {
+        &self.spec.id
+    }
+
+    async fn table_provider(&self, ctx: &SessionContext) -> Result<Arc<dyn TableProvider>> {
+        let spec = &self.spec;
+        for key in spec.options.keys() {
+            if !OPTIONS.contains(&key.as_str()) {
+                return Err(Error::spec(
+                    format!("options.{key}"),
+                    format!(
+                        "unknown option `{key}`{}; known: {}",
+                        borboleta_core::error::hint(key, OPTIONS.iter().copied()),
+                        OPTIONS.join(", ")
+                    ),
+                ));
+            }
+        }
+        let mut path = spec.path.clone();
+        let is_glob = path.contains(['*', '?', '[']);
+        if !path.contains("://") && !is_glob {
+            let p = Path::new(&path);
+            if !p.exists() {
+                return Err(Error::spec("path", format!("no such file or folder: {path}")));
+            }
+            if p.is_dir() && !path.ends_with('/') {
+                path.push('/');
+            }
+        }
+        let url = ListingTableUrl::parse(&path).map_err(|e| Error::spec("path", e.to_string()))?;
+        let flag = |k: &str, default: bool| spec.options.get(k).map_or(default, |v| v.eq_ignore_ascii_case("true"));
+        let (format, default_ext): (Arc<dyn datafusion::datasource::file_format::FileFormat>, &str) = match spec.format {
+            FileFormat::Parquet => (Arc::new(ParquetFormat::default()), ".parquet"),
+            FileFormat::Csv => {
+                let mut f = CsvFormat::default().with_has_header(flag("header", true));
+                if let Some(d) = spec.options.get("delimiter") {
+                    let b = d.as_bytes();
+                    if b.len() != 1 {
+                        return Err(Error::spec("options.delimiter", "the delimiter must be one character"));
+                    }
+                    f = f.with_delimiter(b[0]);
+                }
+                (Arc::new(f), ".csv")
+            }
+            FileFormat::Json => (Arc::new(JsonFormat::default()), ""),
+        };
+        let ext = match spec.options.get("file_extension") {
+            Some(e) => e.clone(),
+            // A single file is read whatever its name; a folder takes the format's files.
+            None if !path.ends_with('/') => String::new(),
+            None => default_ext.to_string(),
+        };
+        let options = ListingOptions::new(format).with_file_extension(ext);
+        let config = ListingTableConfig::new(url).with_listing_options(options);
+        let config = match &spec.schema {
+            Some(s) => {
+                let fields: Vec<Field> = s.0.iter().map(|(n, t)| Field::new(n, t.to_arrow(), true)).collect();
+                config.with_schema(Arc::new(Schema::new(fields)))
+            }
+            None => config
+                .infer_schema(&ctx.state())
+                .await
+                .map_err(|e| Error::spec("path", format!("cannot read {}: {}", spec.path, first_line(&e.to_string()))))?,
+        };
+        let table = ListingTable::try_new(config).map_err(|e| Error::spec("path", e.to_string()))?;
+        if table.schema().fields().is_empty() {
+            return Err(Error::spec("path", format!("no {} files found at {}", spec.format, spec.path)));
+        }
+        Ok(Arc::new(table))
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}

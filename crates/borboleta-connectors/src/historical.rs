@@ -1,0 +1,243 @@
+//! `HistoricalWriter`: Butterfree's historical feature store as Parquet files partitioned by
+//! `year=/month=/day=` (not zero-padded) under `<root>/historical/<entity>/<feature set>`.
+//!
+//! A run writes into a staging folder; commit moves the partitions into place. With
+//! `interval_mode` only the partitions the run touched are replaced, so re-running a date range
+//! is idempotent; otherwise `overwrite` replaces the table and `append` adds files.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
+use arrow::compute::take_record_batch;
+use arrow::datatypes::{Int32Type, SchemaRef};
+use async_trait::async_trait;
+use borboleta_core::{HistoricalWriterSpec, WriteMode};
+use borboleta_engine::latest::Rejected;
+use borboleta_engine::sink::with_partition_columns;
+use borboleta_engine::{Error, Result, WriteContext, WriteMetrics, Writer, WriterSession};
+use parquet::arrow::ArrowWriter;
+use parquet::file::properties::WriterProperties;
+use parquet::file::reader::{FileReader as _, SerializedFileReader};
+
+/// See the module docs.
+#[derive(Debug, Clone)]
+pub struct HistoricalWriter {
+    spec: HistoricalWriterSpec,
+    root: PathBuf,
+}
+
+impl HistoricalWriter {
+    /// Writes under `root` (the feature store root, already resolved).
+    pub fn new(spec: HistoricalWriterSpec, root: PathBuf) -> Self {
+        Self { spec, root }
+    }
+
+    /// `<root>/historical/<entity>/<feature set>`.
+    pub fn table_dir(&self, wctx: &WriteContext) -> PathBuf {
+        table_dir(&self.root, &wctx.feature_set.entity, &wctx.feature_set.name)
+    }
+}
+
+/// `<root>/historical/<entity>/<name>`.
+pub fn table_dir(root: &Path, entity: &str, name: &str) -> PathBuf {
+    root.join("historical").join(entity).join(name)
+}
+
+fn io(context: &str, e: impl std::fmt::Display) -> Error {
+    Error::external("file system", false, format!("{context}: {e}"))
+}
+
+#[async_trait]
+impl Writer for HistoricalWriter {
+    fn name(&self) -> String {
+        "historical_feature_store".into()
+    }
+
+    async fn begin(&self, wctx: &WriteContext) -> Result<Box<dyn WriterSession>> {
+        let table = self.table_dir(wctx);
+        let run_id = format!(
+            "{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+        );
+        let staging = table.join(format!(".staging-{run_id}"));
+        fs::create_dir_all(&staging).map_err(|e| io(&format!("cannot create {}", staging.display()), e))?;
+        Ok(Box::new(HistoricalSession {
+            spec: self.spec.clone(),
+            table,
+            staging,
+            run_id,
+            schema: Arc::clone(&wctx.schema),
+            writers: BTreeMap::new(),
+            rows: 0,
+            rejected: Rejected::default(),
+        }))
+    }
+}
+
+type Partition = (i32, i32, i32);
+
+struct HistoricalSession {
+    spec: HistoricalWriterSpec,
+    table: PathBuf,
+    staging: PathBuf,
+    run_id: String,
+    schema: SchemaRef,
+    writers: BTreeMap<Partition, ArrowWriter<File>>,
+    rows: u64,
+    rejected: Rejected,
+}
+
+fn partition_dir(base: &Path, (y, m, d): Partition) -> PathBuf {
+    base.join(format!("year={y}")).join(format!("month={m}")).join(format!("day={d}"))
+}
+
+impl HistoricalSession {
+    fn writer(&mut self, p: Partition) -> Result<&mut ArrowWriter<File>> {
+        if !self.writers.contains_key(&p) {
+            let dir = partition_dir(&self.staging, p);
+            fs::create_dir_all(&dir).map_err(|e| io("cannot create staging partition", e))?;
+            let file = File::create(dir.join(format!("part-{}.parquet", self.run_id)))
+                .map_err(|e| io("cannot create parquet file", e))?;
+            let props = WriterProperties::builder()
+                .set_compression(parquet::basic::Compression::SNAPPY)
+                .set_max_row_group_row_count(Some(256 * 1024))
+                .build();
+            let w = ArrowWriter::try_new(file, Arc::clone(&self.schema), Some(props))
+                .map_err(|e| io("cannot write parquet", e))?;
+            self.writers.insert(p, w);
+        }
+        self.writers.get_mut(&p).ok_or_else(|| Error::Internal("partition writer".into()))
+    }
+
+    fn abort(&self) {
+        let _ = fs::remove_dir_all(&self.staging);
+    }
+
+    fn commit_files(&mut self) -> Result<BTreeSet<Partition>> {
+        let writers = std::mem::take(&mut self.writers);
+        let touched: BTreeSet<Partition> = writers.keys().copied().collect();
+        for (_, w) in writers {
+            w.close().map_err(|e| io("cannot finish parquet file", e))?;
+        }
+        let replace_all = !self.spec.interval_mode && self.spec.mode == WriteMode::Overwrite;
+        if replace_all {
+            for entry in fs::read_dir(&self.table).map_err(|e| io("cannot list table", e))? {
+                let entry = entry.map_err(|e| io("cannot list table", e))?;
+                if entry.file_name().to_string_lossy().starts_with("year=") {
+                    fs::remove_dir_all(entry.path()).map_err(|e| io("cannot remove old partition", e))?;
+                }
+            }
+        }
+        for p in &touched {
+            let staged = partition_dir(&self.staging, *p);
+            let target = partition_dir(&self.table, *p);
+            if self.spec.interval_mode && target.exists() {
+                fs::remove_dir_all(&target).map_err(|e| io("cannot replace partition", e))?;
+            }
+            if target.exists() {
+                // append: move the file in next to the others
+                for f in fs::read_dir(&staged).map_err(|e| io("staging", e))? {
+                    let f = f.map_err(|e| io("staging", e))?;
+                    fs::rename(f.path(), target.join(f.file_name())).map_err(|e| io("cannot move file", e))?;
+                }
+            } else {
+                if let Some(parent) = target.parent() {
+                    fs::create_dir_all(parent).map_err(|e| io("cannot create partition", e))?;
+                }
+                fs::rename(&staged, &target).map_err(|e| io("cannot move partition", e))?;
+            }
+        }
+        fs::remove_dir_all(&self.staging).map_err(|e| io("cannot remove staging", e))?;
+        Ok(touched)
+    }
+}
+
+/// Rows in the Parquet files under `dir` (from their footers).
+pub fn count_rows(dir: &Path) -> Result<u64> {
+    let mut n = 0;
+    if !dir.exists() {
+        return Ok(0);
+    }
+    for entry in fs::read_dir(dir).map_err(|e| io("cannot list", e))? {
+        let path = entry.map_err(|e| io("cannot list", e))?.path();
+        if path.is_dir() {
+            if !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+                n += count_rows(&path)?;
+            }
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            let f = File::open(&path).map_err(|e| io("cannot open", e))?;
+            let r = SerializedFileReader::new(f).map_err(|e| io("cannot read parquet footer", e))?;
+            n += r.metadata().file_metadata().num_rows() as u64;
+        }
+    }
+    Ok(n)
+}
+
+#[async_trait]
+impl WriterSession for HistoricalSession {
+    async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        let with_parts = with_partition_columns(&batch)?;
+        let n = batch.num_columns();
+        let (y, m, d) = (
+            with_parts.column(n).as_primitive::<Int32Type>().clone(),
+            with_parts.column(n + 1).as_primitive::<Int32Type>().clone(),
+            with_parts.column(n + 2).as_primitive::<Int32Type>().clone(),
+        );
+        let mut groups: BTreeMap<Partition, Vec<u32>> = BTreeMap::new();
+        for i in 0..batch.num_rows() {
+            if y.is_null(i) {
+                self.rejected.null_timestamp += 1;
+                continue;
+            }
+            groups.entry((y.value(i), m.value(i), d.value(i))).or_default().push(i as u32);
+        }
+        for (p, idx) in groups {
+            let part = take_record_batch(&batch, &UInt32Array::from(idx))?;
+            self.rows += part.num_rows() as u64;
+            let r = self.writer(p)?.write(&part).map_err(|e| io("cannot write parquet", e));
+            if let Err(e) = r {
+                self.abort();
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<WriteMetrics> {
+        let touched = match self.commit_files() {
+            Ok(t) => t,
+            Err(e) => {
+                self.abort();
+                return Err(e);
+            }
+        };
+        let mut detail = format!("{} partitions under {}", touched.len(), self.table.display());
+        if self.spec.row_count_validation {
+            let written = if self.spec.interval_mode {
+                touched.iter().map(|p| count_rows(&partition_dir(&self.table, *p))).sum::<Result<u64>>()?
+            } else {
+                count_rows(&self.table)?
+            };
+            if self.spec.mode == WriteMode::Append && !self.spec.interval_mode {
+                detail.push_str("; row count not validated in append mode");
+            } else {
+                let t = self.spec.validation_threshold;
+                let ok = (1.0 - t) * written as f64 <= self.rows as f64 && self.rows as f64 <= (1.0 + t) * written as f64;
+                if !ok {
+                    return Err(Error::Validation(format!(
+                        "historical table {}: {} rows computed but {} rows read back (threshold {t})",
+                        self.table.display(),
+                        self.rows,
+                        written
+                    )));
+                }
+                detail.push_str(&format!("; {written} rows read back"));
+            }
+        }
+        Ok(WriteMetrics { rows_written: self.rows, rejected: self.rejected, detail })
+    }
+}

@@ -1,0 +1,14 @@
+//! # borboleta-connectors
+//!
+//! One module per backend: [`file`] (the `FileReader`), [`historical`] (Parquet historical
+//! store) and [`online`] (the embedded online store).
+#![deny(missing_docs)]
+#![warn(missing_debug_implementations)]
+
+pub mod file;
+pub mod historical;
+pub mod online;
+
+pub use file::FileReader;
+pub use historical::HistoricalWriter;
+pub use online::{EmbeddedOnlineStore, EmbeddedOnlineWriter};

@@ -1,0 +1,136 @@
+//! Reading a spec from YAML: parse, expand `${VAR}`, resolve relative paths, validate.
+
+use std::path::Path;
+
+use crate::error::{Error, Result, SpecIssue, SpecIssues};
+use crate::spec::{FeatureSetPipelineSpec, ReaderSpec, WriterSpec};
+
+/// Looks up environment variables (a function so tests need not touch the process environment).
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+impl FeatureSetPipelineSpec {
+    /// Reads, expands and validates a spec file. Relative paths resolve against its folder.
+    pub fn from_yaml_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+        let base = path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p });
+        Self::from_yaml_str(&text, base, &|k| std::env::var(k).ok())
+    }
+
+    /// Parses, expands and validates YAML text.
+    pub fn from_yaml_str(text: &str, base_dir: Option<&Path>, env: EnvLookup<'_>) -> Result<Self> {
+        let mut spec: FeatureSetPipelineSpec = serde_saphyr::from_str(text).map_err(|e| {
+            let line = e.location().map(|l| l.line() as usize);
+            let message = e.to_string();
+            Error::Spec(SpecIssues(vec![SpecIssue { path: yaml_path_of(&message), line, message: clean(&message) }]))
+        })?;
+        spec.base_dir = base_dir.map(Path::to_path_buf);
+        let mut issues = SpecIssues::default();
+        spec.expand_env(env, &mut issues);
+        issues.0.extend(crate::validate::validate(&spec).0);
+        issues.into_result()?;
+        Ok(spec)
+    }
+
+    /// Replaces `${VAR}` in paths, options and the query; `$${` is a literal `${`.
+    fn expand_env(&mut self, env: EnvLookup<'_>, issues: &mut SpecIssues) {
+        for (i, reader) in self.readers.iter_mut().enumerate() {
+            match reader {
+                ReaderSpec::File(f) => {
+                    f.path = expand(&f.path, env, &format!("readers[{i}].path"), issues);
+                    for (k, v) in f.options.iter_mut() {
+                        *v = expand(v, env, &format!("readers[{i}].options.{k}"), issues);
+                    }
+                }
+            }
+        }
+        self.source.query = expand(&self.source.query, env, "source.query", issues);
+        for (i, w) in self.writers.iter_mut().enumerate() {
+            let p = match w {
+                WriterSpec::HistoricalFeatureStore(h) => &mut h.path,
+                WriterSpec::OnlineFeatureStore(o) => &mut o.path,
+            };
+            if let Some(p) = p {
+                *p = expand(p, env, &format!("writers[{i}].path"), issues);
+            }
+        }
+    }
+}
+
+/// Expands `${VAR}` references in `s`.
+pub fn expand(s: &str, env: EnvLookup<'_>, path: &str, issues: &mut SpecIssues) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos..];
+        if let Some(r) = after.strip_prefix("$${") {
+            out.push_str("${");
+            rest = r;
+        } else if let Some(r) = after.strip_prefix("${") {
+            match r.find('}') {
+                Some(end) => {
+                    let name = &r[..end];
+                    match env(name) {
+                        Some(v) => out.push_str(&v),
+                        None => issues.push(path, format!("environment variable `{name}` is not set")),
+                    }
+                    rest = &r[end + 1..];
+                }
+                None => {
+                    issues.push(path, "unterminated `${` (write `$${` for a literal)");
+                    out.push_str(after);
+                    rest = "";
+                }
+            }
+        } else {
+            out.push('$');
+            rest = &after[1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Best effort: serde messages name the field but not the full path.
+fn yaml_path_of(message: &str) -> String {
+    if let Some(start) = message.find("unknown field `") {
+        let r = &message[start + 15..];
+        if let Some(end) = r.find('`') {
+            return r[..end].to_string();
+        }
+    }
+    "spec".to_string()
+}
+
+fn clean(message: &str) -> String {
+    let mut m = message.to_string();
+    // Suggest the nearest valid field for a misspelt one.
+    if let (Some(a), Some(b)) = (message.find("unknown field `"), message.find("expected one of ")) {
+        let name = &message[a + 15..];
+        let name = &name[..name.find('`').unwrap_or(name.len())];
+        let expected: Vec<&str> =
+            message[b + 16..].split(',').map(|s| s.trim().trim_matches(|c| c == '`' || c == '.')).collect();
+        if let Some(c) = crate::error::did_you_mean(name, expected.iter().copied()) {
+            m.push_str(&format!(" (did you mean `{c}`?)"));
+        }
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expands_variables_and_reports_missing_ones() {
+        let env = |k: &str| (k == "BUCKET").then(|| "b1".to_string());
+        let mut issues = SpecIssues::default();
+        assert_eq!(expand("s3://${BUCKET}/x/$${LIT}", &env, "p", &mut issues), "s3://b1/x/${LIT}");
+        assert!(issues.is_empty());
+        expand("${NOPE}/a", &env, "readers[0].path", &mut issues);
+        assert_eq!(issues.0[0].path, "readers[0].path");
+        assert!(issues.0[0].message.contains("NOPE"));
+    }
+}

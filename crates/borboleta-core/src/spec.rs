@@ -1,0 +1,642 @@
+//! The declarative pipeline spec: one set of `*Spec` types, read from YAML or built in Rust.
+//!
+//! ```yaml
+//! readers:
+//!   - id: events
+//!     type: file
+//!     path: data/events.jsonl
+//!     format: json
+//! source:
+//!   query: select * from events
+//! feature_set:
+//!   name: user_features
+//!   entity: user
+//!   keys: [{name: id, dtype: bigint}]
+//!   timestamp: {from_column: ts}
+//!   features:
+//!     - {name: amount, dtype: double}
+//! writers:
+//!   - type: historical_feature_store
+//!   - type: online_feature_store
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::dtype::FeatureDataType;
+use crate::window::WindowMode;
+
+/// A whole FeatureSetPipeline: readers, a source query, a feature set and writers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureSetPipelineSpec {
+    /// Where the data comes from; each reader becomes a SQL table named by its id.
+    pub readers: Vec<ReaderSpec>,
+    /// The SQL query over the readers' tables.
+    pub source: SourceSpec,
+    /// Keys, timestamp and features computed from the source's rows.
+    pub feature_set: FeatureSetSpec,
+    /// Where the feature rows go.
+    #[serde(default)]
+    pub writers: Vec<WriterSpec>,
+    /// Folder that relative paths resolve against (the spec file's folder); not part of the YAML.
+    #[serde(skip)]
+    pub base_dir: Option<PathBuf>,
+}
+
+/// A reader, tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ReaderSpec {
+    /// Files: Parquet, CSV or JSON lines.
+    File(FileReaderSpec),
+}
+
+impl ReaderSpec {
+    /// The reader's id (its table name in the source query).
+    pub fn id(&self) -> &str {
+        match self {
+            ReaderSpec::File(f) => &f.id,
+        }
+    }
+    /// The common part of every reader.
+    pub fn incremental_strategy(&self) -> Option<&IncrementalStrategySpec> {
+        match self {
+            ReaderSpec::File(f) => f.incremental_strategy.as_ref(),
+        }
+    }
+    /// Column selection/renaming applied right after reading.
+    pub fn columns(&self) -> &[ColumnSelectSpec] {
+        match self {
+            ReaderSpec::File(f) => &f.columns,
+        }
+    }
+}
+
+/// File formats of [`FileReaderSpec`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileFormat {
+    /// Apache Parquet.
+    Parquet,
+    /// Comma-separated values (header row by default).
+    Csv,
+    /// JSON lines: one object per line.
+    #[serde(alias = "jsonl", alias = "ndjson")]
+    Json,
+}
+
+impl fmt::Display for FileFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FileFormat::Parquet => "parquet",
+            FileFormat::Csv => "csv",
+            FileFormat::Json => "json",
+        })
+    }
+}
+
+/// Butterfree's `FileReader`: a file, a folder or a glob, local or an object-store URL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileReaderSpec {
+    /// Table name in the source query.
+    pub id: String,
+    /// A file, a folder (all its files of the format) or a glob; relative to the spec's folder.
+    pub path: String,
+    /// File format.
+    pub format: FileFormat,
+    /// Column names and types; inferred from the files when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<SchemaSpec>,
+    /// Format options: CSV `header` (true), `delimiter` (`,`); `file_extension`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+    /// Optional selection/renaming of columns, applied right after reading.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<ColumnSelectSpec>,
+    /// Filter by the run's dates on one column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental_strategy: Option<IncrementalStrategySpec>,
+    /// Streaming reader (a folder of arriving files). Not supported yet.
+    #[serde(default)]
+    pub stream: bool,
+}
+
+/// A `column: type` map whose order is kept.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SchemaSpec(pub Vec<(String, FeatureDataType)>);
+
+impl Serialize for SchemaSpec {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for SchemaSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = SchemaSpec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of column name to data type")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<SchemaSpec, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, FeatureDataType>()? {
+                    out.push((k, v));
+                }
+                Ok(SchemaSpec(out))
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
+/// `expression AS alias` applied by a reader before anything else.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnSelectSpec {
+    /// A SQL expression over the raw columns (often just a column name).
+    pub expression: String,
+    /// The new column name.
+    pub alias: String,
+}
+
+/// Butterfree's `IncrementalStrategy`: which column gives each row's date. Exactly one field is set.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncrementalStrategySpec {
+    /// A SQL expression giving a date or timestamp (usually a column name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    /// A column of epoch milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_milliseconds: Option<String>,
+    /// A string column parsed with `mask` (a Java date pattern such as `yyyy-MM-dd`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_string: Option<String>,
+    /// The mask of `from_string`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<String>,
+    /// Use `year`, `month` and `day` partition columns.
+    #[serde(default)]
+    pub from_year_month_day_partitions: bool,
+}
+
+/// Butterfree's `Source`: one SQL query over the readers' tables.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    /// The query (Spark SQL functions are available).
+    pub query: String,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Butterfree's `FeatureSet`: keys + `timestamp` + features, row level.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureSetSpec {
+    /// Feature set name: the historical table and the online table are named after it.
+    pub name: String,
+    /// The entity the keys identify (`user`, `house`).
+    pub entity: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Key features (Butterfree's `KeyFeature`): the primary key of the online store.
+    pub keys: Vec<FeatureSpec>,
+    /// The event time of each row (Butterfree's `TimestampFeature`); output column `timestamp`.
+    #[serde(default)]
+    pub timestamp: TimestampFeatureSpec,
+    /// The features, computed in order (a feature may read columns made by earlier ones).
+    pub features: Vec<FeatureSpec>,
+    /// Drop a row when it repeats the previous row of its key in every feature (batch only).
+    #[serde(default = "default_true")]
+    pub deduplicate_rows: bool,
+}
+
+/// A feature (or key feature).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureSpec {
+    /// Output column name (or base name for function transforms).
+    pub name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// The output type: the column is cast to it (Spark's non-ANSI cast: bad values become null).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dtype: Option<FeatureDataType>,
+    /// Read from this column instead of `name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_column: Option<String>,
+    /// How the feature is computed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transformation: Option<TransformSpec>,
+}
+
+/// A feature's transformation, tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TransformSpec {
+    /// Butterfree's `SQLExpressionTransform`: a SQL expression; the column is not cast.
+    SqlExpression(SqlExpressionSpec),
+    /// Butterfree's `SparkFunctionTransform`: functions, optionally over windows.
+    #[serde(alias = "function")]
+    SparkFunction(SparkFunctionSpec),
+}
+
+/// See [`TransformSpec::SqlExpression`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlExpressionSpec {
+    /// The expression; it may reference the feature's own name (`feature + 1`).
+    pub expression: String,
+}
+
+/// See [`TransformSpec::SparkFunction`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SparkFunctionSpec {
+    /// Functions applied to the input column; one output column per function and window.
+    pub functions: Vec<FunctionSpec>,
+    /// Optional windows (the functions are then aggregates over each window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<FunctionWindowSpec>,
+}
+
+/// Butterfree's `Function`: a function name and the type its result is cast to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionSpec {
+    /// Function name (`avg`, `stddev_pop`, `log1p`, ...).
+    pub function: String,
+    /// Result type.
+    pub dtype: FeatureDataType,
+}
+
+/// Butterfree's `with_window(partition_by, window_definition, order_by, mode)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionWindowSpec {
+    /// Partition columns (usually the keys).
+    pub partition_by: OneOrMany,
+    /// Order column; defaults to `timestamp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_by: Option<String>,
+    /// `fixed_windows` or `row_windows`.
+    pub mode: WindowMode,
+    /// `["7 days", "2 weeks"]` or `["3 events"]`.
+    pub definitions: Vec<String>,
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// One value.
+    One(String),
+    /// Several values.
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    /// As a list.
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// Butterfree's `TimestampFeature`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimestampFeatureSpec {
+    /// Source column (default `timestamp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_column: Option<String>,
+    /// The source holds epoch milliseconds.
+    #[serde(default)]
+    pub from_ms: bool,
+    /// Java date pattern for string sources (`yyyy-MM-dd HH:mm:ss`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<String>,
+    /// `timestamp` (UTC instant, default) or `timestamp_ntz`.
+    #[serde(default = "default_timestamp_type")]
+    pub dtype: FeatureDataType,
+}
+
+fn default_timestamp_type() -> FeatureDataType {
+    FeatureDataType::Timestamp
+}
+
+impl Default for TimestampFeatureSpec {
+    fn default() -> Self {
+        Self { from_column: None, from_ms: false, mask: None, dtype: FeatureDataType::Timestamp }
+    }
+}
+
+/// A writer, tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum WriterSpec {
+    /// Butterfree's `HistoricalFeatureStoreWriter`.
+    HistoricalFeatureStore(HistoricalWriterSpec),
+    /// Butterfree's `OnlineFeatureStoreWriter`.
+    OnlineFeatureStore(OnlineWriterSpec),
+}
+
+impl WriterSpec {
+    /// Whether the writer writes to an in-memory debug table.
+    pub fn debug_mode(&self) -> bool {
+        match self {
+            WriterSpec::HistoricalFeatureStore(w) => w.debug_mode,
+            WriterSpec::OnlineFeatureStore(w) => w.debug_mode,
+        }
+    }
+    /// Turns debug mode on.
+    pub fn set_debug_mode(&mut self, on: bool) {
+        match self {
+            WriterSpec::HistoricalFeatureStore(w) => w.debug_mode = on,
+            WriterSpec::OnlineFeatureStore(w) => w.debug_mode = on,
+        }
+    }
+    /// Display name, as Butterfree's.
+    pub fn display_name(&self) -> &'static str {
+        match self {
+            WriterSpec::HistoricalFeatureStore(_) => "Historical Feature Store Writer",
+            WriterSpec::OnlineFeatureStore(_) => "Online Feature Store Writer",
+        }
+    }
+}
+
+/// How a non-interval historical write treats existing data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteMode {
+    /// Replace the whole table (Butterfree's default).
+    #[default]
+    Overwrite,
+    /// Add files next to the existing ones.
+    Append,
+}
+
+fn default_threshold() -> f64 {
+    0.01
+}
+
+/// See [`WriterSpec::HistoricalFeatureStore`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoricalWriterSpec {
+    /// Feature store root; the table goes to `<path>/historical/<entity>/<feature set>`.
+    /// Default: `feature_store` next to the spec file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Write to the in-memory table `historical_feature_store__<feature set>` instead.
+    #[serde(default)]
+    pub debug_mode: bool,
+    /// Replace only the `year/month/day` partitions the run touches (idempotent date-range runs).
+    #[serde(default)]
+    pub interval_mode: bool,
+    /// Without `interval_mode`: `overwrite` (default) replaces the table, `append` adds to it.
+    #[serde(default)]
+    pub mode: WriteMode,
+    /// Count the rows written back and compare with the rows computed.
+    #[serde(default = "default_true")]
+    pub row_count_validation: bool,
+    /// Allowed relative difference of that count.
+    #[serde(default = "default_threshold")]
+    pub validation_threshold: f64,
+}
+
+impl Default for HistoricalWriterSpec {
+    fn default() -> Self {
+        Self {
+            path: None,
+            debug_mode: false,
+            interval_mode: false,
+            mode: WriteMode::Overwrite,
+            row_count_validation: true,
+            validation_threshold: default_threshold(),
+        }
+    }
+}
+
+/// See [`WriterSpec::OnlineFeatureStore`].
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnlineWriterSpec {
+    /// The embedded online store's file. Default: `feature_store/online.sqlite` next to the spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Write to the in-memory table `online_feature_store__<table>` instead.
+    #[serde(default)]
+    pub debug_mode: bool,
+    /// Write to a table named after the entity (shared by feature sets) instead of the feature set.
+    #[serde(default)]
+    pub write_to_entity: bool,
+    /// Rows whose event time is further than this many seconds in the future are not written
+    /// (they would pin a key forever). Default: 86400.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_future_skew_seconds: Option<i64>,
+}
+
+impl OnlineWriterSpec {
+    /// The online table: the entity with `write_to_entity`, else the feature set name.
+    pub fn table_name(&self, feature_set: &FeatureSetSpec) -> String {
+        if self.write_to_entity { feature_set.entity.clone() } else { feature_set.name.clone() }
+    }
+}
+
+impl FeatureSetPipelineSpec {
+    /// A builder for pipelines declared in Rust.
+    pub fn builder() -> FeatureSetPipelineSpecBuilder {
+        FeatureSetPipelineSpecBuilder::default()
+    }
+
+    /// Resolves `p` against the spec's folder when it is a relative local path.
+    pub fn resolve_path(&self, p: &str) -> String {
+        resolve_path(self.base_dir.as_deref(), p)
+    }
+
+    /// The default feature store root: `feature_store` in the spec's folder.
+    pub fn default_store_root(&self) -> PathBuf {
+        self.base_dir.clone().unwrap_or_else(|| PathBuf::from(".")).join("feature_store")
+    }
+}
+
+/// Resolves `p` against `base` when it is a relative local path (URLs are kept).
+pub fn resolve_path(base: Option<&Path>, p: &str) -> String {
+    if p.contains("://") || Path::new(p).is_absolute() {
+        return p.to_string();
+    }
+    match base {
+        Some(b) => b.join(p).to_string_lossy().into_owned(),
+        None => p.to_string(),
+    }
+}
+
+/// Builds a [`FeatureSetPipelineSpec`] in Rust; `build` validates it like a YAML spec.
+#[derive(Debug, Default)]
+pub struct FeatureSetPipelineSpecBuilder {
+    readers: Vec<ReaderSpec>,
+    query: Option<String>,
+    feature_set: Option<FeatureSetSpec>,
+    writers: Vec<WriterSpec>,
+    base_dir: Option<PathBuf>,
+}
+
+impl FeatureSetPipelineSpecBuilder {
+    /// Adds a reader.
+    pub fn reader(mut self, reader: ReaderSpec) -> Self {
+        self.readers.push(reader);
+        self
+    }
+    /// Adds a file reader.
+    pub fn file_reader(self, id: &str, path: &str, format: FileFormat) -> Self {
+        self.reader(ReaderSpec::File(FileReaderSpec {
+            id: id.into(),
+            path: path.into(),
+            format,
+            schema: None,
+            options: BTreeMap::new(),
+            columns: vec![],
+            incremental_strategy: None,
+            stream: false,
+        }))
+    }
+    /// Sets the source query.
+    pub fn query(mut self, query: &str) -> Self {
+        self.query = Some(query.into());
+        self
+    }
+    /// Sets the feature set.
+    pub fn feature_set(mut self, fs: FeatureSetSpec) -> Self {
+        self.feature_set = Some(fs);
+        self
+    }
+    /// Adds a writer.
+    pub fn writer(mut self, w: WriterSpec) -> Self {
+        self.writers.push(w);
+        self
+    }
+    /// Folder that relative paths resolve against.
+    pub fn base_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.base_dir = Some(dir.into());
+        self
+    }
+    /// Validates and returns the spec.
+    pub fn build(self) -> crate::Result<FeatureSetPipelineSpec> {
+        let mut issues = crate::SpecIssues::default();
+        if self.query.is_none() {
+            issues.push("source.query", "a source query is required");
+        }
+        if self.feature_set.is_none() {
+            issues.push("feature_set", "a feature set is required");
+        }
+        issues.into_result()?;
+        let spec = FeatureSetPipelineSpec {
+            readers: self.readers,
+            source: SourceSpec { query: self.query.unwrap_or_default() },
+            feature_set: self.feature_set.unwrap_or_else(|| FeatureSetSpec::new("", "")),
+            writers: self.writers,
+            base_dir: self.base_dir,
+        };
+        crate::validate::validate(&spec).into_result()?;
+        Ok(spec)
+    }
+}
+
+impl FeatureSetSpec {
+    /// A feature set with no keys and features yet; timestamp from column `timestamp`.
+    pub fn new(name: &str, entity: &str) -> Self {
+        Self {
+            name: name.into(),
+            entity: entity.into(),
+            description: String::new(),
+            keys: vec![],
+            timestamp: TimestampFeatureSpec::default(),
+            features: vec![],
+            deduplicate_rows: true,
+        }
+    }
+    /// Adds a key.
+    pub fn with_key(mut self, key: FeatureSpec) -> Self {
+        self.keys.push(key);
+        self
+    }
+    /// Sets the timestamp feature.
+    pub fn with_timestamp(mut self, ts: TimestampFeatureSpec) -> Self {
+        self.timestamp = ts;
+        self
+    }
+    /// Adds a feature.
+    pub fn with_feature(mut self, f: FeatureSpec) -> Self {
+        self.features.push(f);
+        self
+    }
+    /// Sets the description.
+    pub fn with_description(mut self, d: &str) -> Self {
+        self.description = d.into();
+        self
+    }
+}
+
+impl FeatureSpec {
+    /// A feature read from the column of the same name.
+    pub fn new(name: &str) -> Self {
+        Self { name: name.into(), description: String::new(), dtype: None, from_column: None, transformation: None }
+    }
+    /// Sets the type the column is cast to.
+    pub fn dtype(mut self, t: FeatureDataType) -> Self {
+        self.dtype = Some(t);
+        self
+    }
+    /// Reads from another column.
+    pub fn from_column(mut self, c: &str) -> Self {
+        self.from_column = Some(c.into());
+        self
+    }
+    /// Sets the description.
+    pub fn description(mut self, d: &str) -> Self {
+        self.description = d.into();
+        self
+    }
+    /// Computes the feature with a SQL expression.
+    pub fn sql(mut self, expression: &str) -> Self {
+        self.transformation = Some(TransformSpec::SqlExpression(SqlExpressionSpec { expression: expression.into() }));
+        self
+    }
+    /// Computes the feature with functions, optionally over windows.
+    pub fn functions(mut self, functions: &[(&str, FeatureDataType)], window: Option<FunctionWindowSpec>) -> Self {
+        let functions =
+            functions.iter().map(|(f, t)| FunctionSpec { function: (*f).into(), dtype: *t }).collect();
+        self.transformation = Some(TransformSpec::SparkFunction(SparkFunctionSpec { functions, window }));
+        self
+    }
+}
+
+impl TimestampFeatureSpec {
+    /// Timestamp read from `column`.
+    pub fn from_column(column: &str) -> Self {
+        Self { from_column: Some(column.into()), ..Self::default() }
+    }
+}

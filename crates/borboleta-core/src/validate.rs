@@ -1,0 +1,186 @@
+//! Checks that need no data: every problem is collected with its YAML path.
+
+use std::collections::HashMap;
+
+use crate::error::SpecIssues;
+use crate::naming::{TIMESTAMP_COLUMN, feature_output_columns};
+use crate::spec::{FeatureSetPipelineSpec, FeatureSpec, ReaderSpec, TransformSpec, WriterSpec};
+use crate::window::{WindowDefinition, WindowMode};
+
+/// Whether `s` can be used as a table/reader name without quoting.
+pub fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Validates everything that can be checked from the spec alone.
+pub fn validate(spec: &FeatureSetPipelineSpec) -> SpecIssues {
+    let mut issues = SpecIssues::default();
+    if spec.readers.is_empty() {
+        issues.push("readers", "at least one reader is required");
+    }
+    let mut ids: HashMap<String, usize> = HashMap::new();
+    for (i, reader) in spec.readers.iter().enumerate() {
+        let path = format!("readers[{i}]");
+        let id = reader.id();
+        if !is_identifier(id) {
+            issues.push(format!("{path}.id"), format!("reader id `{id}` must be a SQL identifier (letters, digits, _)"));
+        }
+        if let Some(first) = ids.insert(id.to_ascii_lowercase(), i) {
+            issues.push(format!("{path}.id"), format!("reader id `{id}` is already used by readers[{first}]"));
+        }
+        match reader {
+            ReaderSpec::File(f) => {
+                if f.path.trim().is_empty() {
+                    issues.push(format!("{path}.path"), "path must not be empty");
+                }
+                if f.stream {
+                    issues.push(
+                        format!("{path}.stream"),
+                        "streaming readers are not supported yet in this version; remove `stream: true`",
+                    );
+                }
+            }
+        }
+        for (j, c) in reader.columns().iter().enumerate() {
+            if c.alias.trim().is_empty() {
+                issues.push(format!("{path}.columns[{j}].alias"), "alias must not be empty");
+            }
+        }
+        if let Some(inc) = reader.incremental_strategy() {
+            let set = [inc.column.is_some(), inc.from_milliseconds.is_some(), inc.from_string.is_some(), inc.from_year_month_day_partitions]
+                .iter()
+                .filter(|b| **b)
+                .count();
+            if set != 1 {
+                issues.push(
+                    format!("{path}.incremental_strategy"),
+                    "set exactly one of `column`, `from_milliseconds`, `from_string` (with `mask`) or `from_year_month_day_partitions`",
+                );
+            }
+            if inc.mask.is_some() && inc.from_string.is_none() {
+                issues.push(format!("{path}.incremental_strategy.mask"), "`mask` goes with `from_string`");
+            }
+        }
+    }
+    if spec.source.query.trim().is_empty() {
+        issues.push("source.query", "the source query must not be empty");
+    }
+
+    let fs = &spec.feature_set;
+    for (field, value) in [("name", &fs.name), ("entity", &fs.entity)] {
+        if !is_identifier(value) {
+            issues.push(
+                format!("feature_set.{field}"),
+                format!("`{value}` must be a non-empty identifier (letters, digits, _): it names tables and folders"),
+            );
+        }
+    }
+    if fs.keys.is_empty() {
+        issues.push("feature_set.keys", "at least one key is required");
+    }
+    let mut seen: HashMap<String, String> = HashMap::new();
+    seen.insert(TIMESTAMP_COLUMN.into(), "feature_set.timestamp".into());
+    for (i, key) in fs.keys.iter().enumerate() {
+        let path = format!("feature_set.keys[{i}]");
+        if key.dtype.is_none() {
+            issues.push(format!("{path}.dtype"), format!("key `{}` needs a dtype", key.name));
+        }
+        check_feature(key, &path, &mut seen, &mut issues);
+    }
+    if fs.features.is_empty() {
+        issues.push("feature_set.features", "at least one feature is required");
+    }
+    for (i, f) in fs.features.iter().enumerate() {
+        let path = format!("feature_set.features[{i}]");
+        if f.dtype.is_none() && !matches!(f.transformation, Some(TransformSpec::SparkFunction(_))) {
+            issues.push(
+                format!("{path}.dtype"),
+                format!("feature `{}` needs a dtype (only function transforms take the type of each function)", f.name),
+            );
+        }
+        check_feature(f, &path, &mut seen, &mut issues);
+    }
+    let ts = &fs.timestamp;
+    if !matches!(ts.dtype, crate::FeatureDataType::Timestamp | crate::FeatureDataType::TimestampNtz) {
+        issues.push("feature_set.timestamp.dtype", "must be `timestamp` or `timestamp_ntz`");
+    }
+    if ts.from_ms && ts.mask.is_some() {
+        issues.push("feature_set.timestamp.mask", "`mask` parses strings; it cannot be used with `from_ms`");
+    }
+
+    if spec.writers.is_empty() {
+        issues.push("writers", "at least one writer is required");
+    }
+    for (i, w) in spec.writers.iter().enumerate() {
+        if let WriterSpec::HistoricalFeatureStore(h) = w
+            && !(0.0..=1.0).contains(&h.validation_threshold)
+        {
+            issues.push(format!("writers[{i}].validation_threshold"), "must be between 0 and 1");
+        }
+        if let WriterSpec::OnlineFeatureStore(o) = w
+            && o.max_future_skew_seconds.is_some_and(|s| s < 0)
+        {
+            issues.push(format!("writers[{i}].max_future_skew_seconds"), "must not be negative");
+        }
+    }
+    issues
+}
+
+fn check_feature(f: &FeatureSpec, path: &str, seen: &mut HashMap<String, String>, issues: &mut SpecIssues) {
+    if f.name.trim().is_empty() {
+        issues.push(format!("{path}.name"), "name must not be empty");
+    }
+    match &f.transformation {
+        Some(TransformSpec::SqlExpression(e)) => {
+            if f.from_column.is_some() {
+                issues.push(
+                    format!("{path}.from_column"),
+                    "a sql_expression feature reads what its expression names; remove `from_column`",
+                );
+            }
+            if e.expression.trim().is_empty() {
+                issues.push(format!("{path}.transformation.expression"), "expression must not be empty");
+            }
+        }
+        Some(TransformSpec::SparkFunction(t)) => {
+            if t.functions.is_empty() {
+                issues.push(format!("{path}.transformation.functions"), "at least one function is required");
+            }
+            for (j, func) in t.functions.iter().enumerate() {
+                if !is_identifier(&func.function) {
+                    issues.push(
+                        format!("{path}.transformation.functions[{j}].function"),
+                        format!("`{}` is not a function name", func.function),
+                    );
+                }
+            }
+            if let Some(w) = &t.window {
+                if w.mode == WindowMode::RollingWindows {
+                    issues.push(
+                        format!("{path}.transformation.window.mode"),
+                        "rolling_windows belong to aggregated feature sets; use fixed_windows or row_windows",
+                    );
+                }
+                if w.definitions.is_empty() {
+                    issues.push(format!("{path}.transformation.window.definitions"), "at least one window is required");
+                }
+                if w.partition_by.to_vec().is_empty() {
+                    issues.push(format!("{path}.transformation.window.partition_by"), "at least one column is required");
+                }
+                for (j, d) in w.definitions.iter().enumerate() {
+                    if let Err(e) = WindowDefinition::parse(d, w.mode) {
+                        issues.push(format!("{path}.transformation.window.definitions[{j}]"), e);
+                    }
+                }
+            }
+        }
+        None => {}
+    }
+    for col in feature_output_columns(f) {
+        if let Some(first) = seen.insert(col.clone(), path.to_string()) {
+            issues.push(format!("{path}.name"), format!("output column `{col}` is already produced by {first}"));
+        }
+    }
+}

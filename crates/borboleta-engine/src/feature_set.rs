@@ -1,0 +1,384 @@
+//! A row-level FeatureSet as a DataFusion plan: keys, `timestamp`, features (naming rules of
+//! Butterfree), the consecutive-duplicate filter and the date filter.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, TimeUnit};
+use borboleta_core::naming::TIMESTAMP_COLUMN;
+use borboleta_core::{
+    FeatureDataType, FeatureSetSpec, FeatureSpec, SpecIssues, TimestampFeatureSpec, TransformSpec, WindowDefinition,
+    WindowMode, feature_columns, key_columns,
+};
+use chrono::NaiveDate;
+use datafusion::common::{Column, ScalarValue};
+use datafusion::execution::FunctionRegistry;
+use datafusion::logical_expr::expr::WindowFunction;
+use datafusion::logical_expr::{
+    Expr, ExprFunctionExt, ExprSchemable, SortExpr, WindowFrame, WindowFrameBound, WindowFrameUnits, lit,
+};
+use datafusion::prelude::{DataFrame, SessionContext};
+
+use crate::cast::{NullCounter, parse_timestamp, spark_cast};
+use crate::error::{Error, Result};
+
+/// Hidden column: the timestamp in whole epoch seconds, the order of fixed windows.
+const ORDER_SECONDS: &str = "__borboleta_ts_seconds";
+
+/// Aggregate functions allowed over windows: DataFusion slides each of them (tested one by one).
+pub const WINDOW_FUNCTIONS: &[&str] = &[
+    "avg", "mean", "sum", "count", "min", "max", "stddev_pop", "stddev", "stddev_samp", "var_pop", "var_samp",
+    "variance", "bool_and", "bool_or",
+];
+
+/// Aggregate functions DataFusion cannot slide: rejected by name at plan time.
+const NOT_SLIDABLE: &[&str] = &[
+    "collect_set", "collect_list", "array_agg", "median", "percentile_approx", "approx_percentile_cont",
+    "approx_distinct", "approx_count_distinct", "first", "last", "first_value", "last_value", "string_agg",
+];
+
+/// DataFusion's own aggregates (they slide; the Spark overrides in the session may not).
+fn window_udaf(name: &str) -> Option<Arc<datafusion::logical_expr::AggregateUDF>> {
+    use datafusion::functions_aggregate::{average, bool_and_or, count, min_max, stddev, sum, variance};
+    Some(match name {
+        "avg" | "mean" => average::avg_udaf(),
+        "sum" => sum::sum_udaf(),
+        "count" => count::count_udaf(),
+        "min" => min_max::min_udaf(),
+        "max" => min_max::max_udaf(),
+        "stddev_pop" => stddev::stddev_pop_udaf(),
+        "stddev" | "stddev_samp" => stddev::stddev_udaf(),
+        "var_pop" => variance::var_pop_udaf(),
+        "var_samp" | "variance" => variance::var_samp_udaf(),
+        "bool_and" => bool_and_or::bool_and_udaf(),
+        "bool_or" => bool_and_or::bool_or_udaf(),
+        _ => return None,
+    })
+}
+
+/// Options of one run of the feature set.
+#[derive(Debug, Clone, Default)]
+pub struct FeatureSetOptions {
+    /// Keep rows with `date(timestamp) >= start_date` (UTC).
+    pub start_date: Option<NaiveDate>,
+    /// Keep rows with `date(timestamp) <= end_date` (UTC).
+    pub end_date: Option<NaiveDate>,
+}
+
+/// Column reference by exact name (no identifier normalisation).
+pub fn column(name: &str) -> Expr {
+    Expr::Column(Column::new_unqualified(name))
+}
+
+/// Builds the feature set's plan on `source`. Collects every problem as a spec issue.
+pub fn plan_feature_set(
+    ctx: &SessionContext,
+    source: DataFrame,
+    fs: &FeatureSetSpec,
+    opts: &FeatureSetOptions,
+    counter: &NullCounter,
+) -> Result<DataFrame> {
+    let mut issues = SpecIssues::default();
+    let mut df = source;
+
+    for (i, key) in fs.keys.iter().enumerate() {
+        df = apply_feature(ctx, df, key, &format!("feature_set.keys[{i}]"), counter, &mut issues);
+    }
+    df = match apply_timestamp(df.clone(), &fs.timestamp, counter) {
+        Ok(d) => d,
+        Err(e) => {
+            issues.push("feature_set.timestamp", e);
+            return Err(Error::Spec(issues));
+        }
+    };
+    let secs = Expr::Cast(datafusion::logical_expr::Cast::new(
+        Box::new(column(TIMESTAMP_COLUMN)),
+        DataType::Int64,
+    ));
+    // Arrow casts timestamps to their raw unit (microseconds): floor to seconds like Spark.
+    let secs = Expr::BinaryExpr(datafusion::logical_expr::BinaryExpr::new(
+        Box::new(secs),
+        datafusion::logical_expr::Operator::Divide,
+        Box::new(lit(1_000_000i64)),
+    ));
+    df = df.with_column(ORDER_SECONDS, secs)?;
+    for (i, f) in fs.features.iter().enumerate() {
+        df = apply_feature(ctx, df, f, &format!("feature_set.features[{i}]"), counter, &mut issues);
+    }
+    issues.into_result()?;
+
+    let keys = key_columns(fs);
+    let features = feature_columns(fs);
+    let mut out: Vec<Expr> = keys.iter().map(|k| column(k)).collect();
+    out.push(column(TIMESTAMP_COLUMN));
+    out.extend(features.iter().map(|f| column(f)));
+    df = df.select(out)?;
+
+    if fs.deduplicate_rows {
+        df = deduplicate(df, &keys, &features)?;
+    }
+    df = date_filter(df, fs.timestamp.dtype, opts)?;
+    Ok(df)
+}
+
+fn apply_feature(
+    ctx: &SessionContext,
+    df: DataFrame,
+    f: &FeatureSpec,
+    path: &str,
+    counter: &NullCounter,
+    issues: &mut SpecIssues,
+) -> DataFrame {
+    let input = f.from_column.clone().unwrap_or_else(|| f.name.clone());
+    let r: std::result::Result<DataFrame, (String, String)> = (|| match &f.transformation {
+        None => {
+            let e = check_column(&df, &input).map_err(|m| (field_path(path, f), m))?;
+            let e = match f.dtype {
+                Some(t) => spark_cast(e, t.to_arrow(), counter),
+                None => e,
+            };
+            df.clone().with_column(&f.name, e).map_err(|e| (path.to_string(), e.to_string()))
+        }
+        Some(TransformSpec::SqlExpression(s)) => {
+            let p = format!("{path}.transformation.expression");
+            let e = df.parse_sql_expr(&s.expression).map_err(|e| (p.clone(), clean_df_error(&e)))?;
+            e.get_type(df.schema()).map_err(|e| (p.clone(), clean_df_error(&e)))?;
+            let e = match f.dtype {
+                Some(t) => spark_cast(e, t.to_arrow(), counter),
+                None => e,
+            };
+            df.clone().with_column(&f.name, e).map_err(|e| (p, clean_df_error(&e)))
+        }
+        Some(TransformSpec::SparkFunction(t)) => {
+            let input_expr = check_column(&df, &input).map_err(|m| (field_path(path, f), m))?;
+            let mut out = df.clone();
+            let names = borboleta_core::naming::feature_output_columns(f);
+            let mut names = names.into_iter();
+            for (j, func) in t.functions.iter().enumerate() {
+                let fpath = format!("{path}.transformation.functions[{j}].function");
+                match &t.window {
+                    None => {
+                        let udf = ctx.udf(&func.function).map_err(|_| {
+                            let msg = if ctx.udaf(&func.function).is_ok() {
+                                format!("`{}` is an aggregate: it needs a `window`", func.function)
+                            } else {
+                                format!("unknown function `{}`{}", func.function, function_hint(ctx, &func.function))
+                            };
+                            (fpath.clone(), msg)
+                        })?;
+                        let e = spark_cast(udf.call(vec![input_expr.clone()]), func.dtype.to_arrow(), counter);
+                        let name = names.next().unwrap_or_default();
+                        e.get_type(out.schema()).map_err(|e| (fpath.clone(), clean_df_error(&e)))?;
+                        out = out.with_column(&name, e).map_err(|e| (fpath.clone(), clean_df_error(&e)))?;
+                    }
+                    Some(w) => {
+                        let fname = func.function.to_ascii_lowercase();
+                        if NOT_SLIDABLE.contains(&fname.as_str()) || !WINDOW_FUNCTIONS.contains(&fname.as_str()) {
+                            return Err((
+                                fpath,
+                                format!(
+                                    "`{}` cannot be computed over a sliding window; allowed: {}",
+                                    func.function,
+                                    WINDOW_FUNCTIONS.join(", ")
+                                ),
+                            ));
+                        }
+                        let udaf = window_udaf(&fname).ok_or_else(|| (fpath.clone(), format!("unknown window function `{fname}`")))?;
+                        let partition: Vec<Expr> = w.partition_by.to_vec().iter().map(|c| column(c)).collect();
+                        for (k, p) in w.partition_by.to_vec().iter().enumerate() {
+                            check_column(&out, p)
+                                .map_err(|m| (format!("{path}.transformation.window.partition_by[{k}]"), m))?;
+                        }
+                        for d in &w.definitions {
+                            let def = WindowDefinition::parse(d, w.mode)
+                                .map_err(|m| (format!("{path}.transformation.window.definitions"), m))?;
+                            let (order, frame) = window_order_and_frame(&def, w.order_by.as_deref());
+                            check_column(&out, order.expr.schema_name().to_string().as_str()).ok();
+                            let e = Expr::from(WindowFunction::new(udaf.clone(), vec![input_expr.clone()]))
+                                .partition_by(partition.clone())
+                                .order_by(vec![order])
+                                .window_frame(frame)
+                                .build()
+                                .map_err(|e| (fpath.clone(), e.to_string()))?;
+                            let e = spark_cast(e, func.dtype.to_arrow(), counter);
+                            let name = names.next().unwrap_or_default();
+                            out = out.with_column(&name, e).map_err(|e| (fpath.clone(), clean_df_error(&e)))?;
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        }
+        Some(_) => Err((path.to_string(), "this transformation is not supported yet".to_string())),
+    })();
+    match r {
+        Ok(d) => d,
+        Err((p, m)) => {
+            issues.push(p, m);
+            df
+        }
+    }
+}
+
+fn field_path(path: &str, f: &FeatureSpec) -> String {
+    if f.from_column.is_some() { format!("{path}.from_column") } else { format!("{path}.name") }
+}
+
+fn window_order_and_frame(def: &WindowDefinition, order_by: Option<&str>) -> (SortExpr, WindowFrame) {
+    let order_col = match order_by {
+        Some(c) if c != TIMESTAMP_COLUMN => column(c),
+        _ if def.mode == WindowMode::FixedWindows => column(ORDER_SECONDS),
+        _ => column(TIMESTAMP_COLUMN),
+    };
+    let order = order_col.sort(true, true);
+    let frame = match def.mode {
+        WindowMode::RowWindows => WindowFrame::new_bounds(
+            WindowFrameUnits::Rows,
+            WindowFrameBound::Preceding(ScalarValue::UInt64(Some((def.size - 1) as u64))),
+            WindowFrameBound::CurrentRow,
+        ),
+        _ => WindowFrame::new_bounds(
+            WindowFrameUnits::Range,
+            WindowFrameBound::Preceding(ScalarValue::Int64(Some(def.seconds().unwrap_or(0)))),
+            WindowFrameBound::CurrentRow,
+        ),
+    };
+    (order, frame)
+}
+
+/// `col(name)` if the column exists, else a message with the nearest names.
+fn check_column(df: &DataFrame, name: &str) -> std::result::Result<Expr, String> {
+    let fields: Vec<String> = df.schema().fields().iter().map(|f| f.name().clone()).collect();
+    if fields.iter().any(|f| f == name) {
+        return Ok(column(name));
+    }
+    let visible: Vec<&str> = fields.iter().map(String::as_str).filter(|f| !f.starts_with("__borboleta")).collect();
+    Err(format!(
+        "column `{name}` not found{}; available: {}",
+        borboleta_core::error::hint(name, visible.iter().copied()),
+        visible.join(", ")
+    ))
+}
+
+fn function_hint(ctx: &SessionContext, name: &str) -> String {
+    let names = ctx.udfs();
+    borboleta_core::error::hint(name, names.iter().map(String::as_str))
+}
+
+/// DataFusion's messages, without the "Error during planning:" noise.
+pub fn clean_df_error(e: &datafusion::error::DataFusionError) -> String {
+    let s = e.to_string();
+    let s = s.split("\nbacktrace").next().unwrap_or(&s).to_string();
+    s.trim_start_matches("Error during planning: ")
+        .trim_start_matches("Schema error: ")
+        .trim_start_matches("SQL error: ")
+        .to_string()
+}
+
+/// The output `timestamp` column, from `from_column` (or `timestamp`) as Butterfree converts it.
+fn apply_timestamp(df: DataFrame, ts: &TimestampFeatureSpec, counter: &NullCounter) -> std::result::Result<DataFrame, String> {
+    let source = ts.from_column.as_deref().unwrap_or(TIMESTAMP_COLUMN);
+    let e = check_column(&df, source)?;
+    let input_type = e.get_type(df.schema()).map_err(|e| e.to_string())?;
+    let target = ts.dtype.to_arrow();
+    let e = to_timestamp_expr(e, &input_type, ts.from_ms, ts.mask.as_deref(), &target, counter)?;
+    df.with_column(TIMESTAMP_COLUMN, e).map_err(|e| e.to_string())
+}
+
+/// Converts any date/time-like expression to `target` (a microsecond timestamp type).
+pub fn to_timestamp_expr(
+    e: Expr,
+    input_type: &DataType,
+    from_ms: bool,
+    mask: Option<&str>,
+    target: &DataType,
+    counter: &NullCounter,
+) -> std::result::Result<Expr, String> {
+    Ok(match input_type {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => match mask {
+            Some(m) => parse_timestamp(e, m, target.clone(), counter),
+            None if from_ms => spark_cast(spark_cast(e, DataType::Float64, counter) / lit(1000.0), target.clone(), counter),
+            None => spark_cast(e, target.clone(), counter),
+        },
+        t if t.is_numeric() => {
+            if from_ms {
+                spark_cast(spark_cast(e, DataType::Float64, counter) / lit(1000.0), target.clone(), counter)
+            } else {
+                spark_cast(e, target.clone(), counter)
+            }
+        }
+        DataType::Timestamp(..) | DataType::Date32 | DataType::Date64 => {
+            if from_ms || mask.is_some() {
+                return Err(format!("`from_ms` and `mask` apply to numbers and strings; the column is already {input_type}"));
+            }
+            spark_cast(e, target.clone(), counter)
+        }
+        other => return Err(format!("cannot make a timestamp from a column of type {other}")),
+    })
+}
+
+/// Butterfree's consecutive-duplicate filter: per key, ordered by timestamp, drop a row that
+/// repeats the previous row's features (nulls equal).
+fn deduplicate(df: DataFrame, keys: &[String], features: &[String]) -> Result<DataFrame> {
+    use datafusion::functions_window::expr_fn::{lag, row_number};
+    let partition: Vec<Expr> = keys.iter().map(|k| column(k)).collect();
+    let mut order = vec![column(TIMESTAMP_COLUMN).sort(true, true)];
+    // Ties on the timestamp: order by the (sortable) features too, so the result is deterministic.
+    let schema = df.schema().clone();
+    for f in features {
+        let sortable = schema
+            .field_with_unqualified_name(f)
+            .map(|fl| fl.data_type().is_primitive() || matches!(fl.data_type(), DataType::Utf8 | DataType::Boolean))
+            .unwrap_or(false);
+        if sortable {
+            order.push(column(f).sort(true, true));
+        }
+    }
+    let mut df = df.with_column(
+        "__borboleta_rn",
+        row_number().partition_by(partition.clone()).order_by(order.clone()).build()?,
+    )?;
+    let mut changed: Option<Expr> = None;
+    for (i, f) in features.iter().enumerate() {
+        let prev = format!("__borboleta_prev_{i}");
+        df = df.with_column(
+            &prev,
+            lag(column(f), Some(1), None).partition_by(partition.clone()).order_by(order.clone()).build()?,
+        )?;
+        let diff = Expr::BinaryExpr(datafusion::logical_expr::BinaryExpr::new(
+            Box::new(column(f)),
+            datafusion::logical_expr::Operator::IsDistinctFrom,
+            Box::new(column(&prev)),
+        ));
+        changed = Some(match changed {
+            Some(c) => c.or(diff),
+            None => diff,
+        });
+    }
+    let keep = column("__borboleta_rn").eq(lit(1u64));
+    let keep = match changed {
+        Some(c) => keep.or(c),
+        None => keep,
+    };
+    let cols: Vec<Expr> = schema.fields().iter().map(|f| column(f.name())).collect();
+    Ok(df.filter(keep)?.select(cols)?)
+}
+
+fn date_filter(df: DataFrame, ts_type: FeatureDataType, opts: &FeatureSetOptions) -> Result<DataFrame> {
+    let tz: Option<Arc<str>> = match ts_type {
+        FeatureDataType::TimestampNtz => None,
+        _ => Some("UTC".into()),
+    };
+    let micros = |d: NaiveDate| lit(ScalarValue::TimestampMicrosecond(Some(borboleta_core::time::date_start_micros(d)), tz.clone()));
+    let mut df = df;
+    if let Some(s) = opts.start_date {
+        df = df.filter(column(TIMESTAMP_COLUMN).gt_eq(micros(s)))?;
+    }
+    if let Some(e) = opts.end_date {
+        let next = e.succ_opt().unwrap_or(e);
+        df = df.filter(column(TIMESTAMP_COLUMN).lt(micros(next)))?;
+    }
+    Ok(df)
+}
+
+/// The timestamp unit used everywhere.
+pub const TIMESTAMP_UNIT: TimeUnit = TimeUnit::Microsecond;

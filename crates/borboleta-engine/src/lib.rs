@@ -1,0 +1,25 @@
+//! # borboleta-engine
+//!
+//! Turns a [`borboleta_core::FeatureSetPipelineSpec`] into DataFusion plans and runs them:
+//! readers become tables, the source query is DataFusion SQL with Spark's functions, the
+//! feature set is a plan with Butterfree's naming rules, and every writer gets the rows.
+//!
+//! Extension points: [`Reader`] (a table provider per reader) and [`Writer`] /
+//! [`WriterSession`] (one session per run; commit makes the write visible).
+#![deny(missing_docs)]
+#![warn(missing_debug_implementations)]
+
+pub mod cast;
+pub mod error;
+pub mod feature_set;
+pub mod latest;
+pub mod memory;
+pub mod pipeline;
+pub mod session;
+pub mod sink;
+
+pub use error::{Error, Result};
+pub use latest::{LatestPerKey, LatestRows};
+pub use memory::MemoryTable;
+pub use pipeline::{FeatureSetPipeline, Reader, RunOptions, RunSummary};
+pub use sink::{MemoryMode, MemoryWriter, WriteContext, WriteMetrics, Writer, WriterSession};

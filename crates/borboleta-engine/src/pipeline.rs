@@ -1,0 +1,368 @@
+//! The batch runner: readers → source query → feature set → writers.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, RecordBatch};
+use arrow::compute::{filter_record_batch, is_not_null};
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use borboleta_core::naming::{HISTORICAL_DEBUG_PREFIX, ONLINE_DEBUG_PREFIX};
+use borboleta_core::{FeatureSetPipelineSpec, IncrementalStrategySpec, SpecIssues, key_columns};
+use chrono::NaiveDate;
+use datafusion::catalog::TableProvider;
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::{ExprSchemable, lit};
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use datafusion::prelude::{DataFrame, SessionContext};
+use futures::StreamExt;
+use tracing::{info, warn};
+
+use crate::cast::NullCounter;
+use crate::error::{Error, Result};
+use crate::feature_set::{FeatureSetOptions, clean_df_error, plan_feature_set, to_timestamp_expr};
+use crate::sink::{WriteContext, WriteMetrics, Writer, WriterSession};
+
+/// A source of rows (Butterfree's `Reader`): a DataFusion table.
+#[async_trait]
+pub trait Reader: std::fmt::Debug + Send + Sync {
+    /// The table name in the source query.
+    fn id(&self) -> &str;
+    /// The raw table, before column selection and date filters. Called once per pipeline.
+    async fn table_provider(&self, ctx: &SessionContext) -> Result<Arc<dyn TableProvider>>;
+}
+
+/// Options of one run.
+#[derive(Clone, Default)]
+pub struct RunOptions {
+    /// First date (inclusive, UTC) to read and compute.
+    pub start_date: Option<NaiveDate>,
+    /// Last date (inclusive, UTC).
+    pub end_date: Option<NaiveDate>,
+    /// Called with the number of feature rows computed so far.
+    pub progress: Option<Arc<dyn Fn(u64) + Send + Sync>>,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions").field("start_date", &self.start_date).field("end_date", &self.end_date).finish()
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    /// Rows read by the readers.
+    pub rows_read: u64,
+    /// Feature rows computed (after dedup and date filters).
+    pub rows_computed: u64,
+    /// Rows dropped because a key was null.
+    pub rows_null_key: u64,
+    /// Values that became null because a cast failed.
+    pub values_nulled_by_casts: u64,
+    /// Per writer: name and metrics.
+    pub writers: Vec<(String, WriteMetrics)>,
+    /// Wall time per stage.
+    pub stages: Vec<(String, Duration)>,
+}
+
+impl std::fmt::Display for RunSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "rows read: {}", self.rows_read)?;
+        writeln!(f, "feature rows: {}", self.rows_computed)?;
+        if self.rows_null_key > 0 {
+            writeln!(f, "rows with a null key (not written): {}", self.rows_null_key)?;
+        }
+        writeln!(f, "values nulled by casts: {}", self.values_nulled_by_casts)?;
+        if self.rows_computed == 0 {
+            writeln!(f, "no feature rows: nothing was written")?;
+        }
+        for (name, m) in &self.writers {
+            write!(f, "{name}: {} rows ({})", m.rows_written, m.detail)?;
+            if m.rejected.null_timestamp + m.rejected.future_timestamp > 0 {
+                write!(
+                    f,
+                    "; not written: {} with a null timestamp, {} in the future",
+                    m.rejected.null_timestamp, m.rejected.future_timestamp
+                )?;
+            }
+            writeln!(f)?;
+        }
+        let stages: Vec<String> = self.stages.iter().map(|(s, d)| format!("{s} {:.3}s", d.as_secs_f64())).collect();
+        write!(f, "time: {}", stages.join(", "))
+    }
+}
+
+/// A FeatureSetPipeline ready to run: readers opened, plan checked, writers prepared.
+pub struct FeatureSetPipeline {
+    spec: Arc<FeatureSetPipelineSpec>,
+    ctx: SessionContext,
+    providers: Vec<Arc<dyn TableProvider>>,
+    writers: Vec<Arc<dyn Writer>>,
+    wctx: WriteContext,
+}
+
+impl std::fmt::Debug for FeatureSetPipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeatureSetPipeline")
+            .field("feature_set", &self.spec.feature_set.name)
+            .field("writers", &self.writers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FeatureSetPipeline {
+    /// Opens the readers, plans the query and the feature set (every problem is reported at
+    /// once, before anything is written), and prepares the writers.
+    pub async fn try_new(
+        spec: FeatureSetPipelineSpec,
+        readers: Vec<Arc<dyn Reader>>,
+        writers: Vec<Arc<dyn Writer>>,
+    ) -> Result<Self> {
+        let ctx = crate::session::new_session();
+        let mut issues = SpecIssues::default();
+        let mut providers = Vec::new();
+        for (i, reader) in readers.iter().enumerate() {
+            match reader.table_provider(&ctx).await {
+                Ok(p) => providers.push(p),
+                Err(Error::Spec(mut s)) => {
+                    for issue in &mut s.0 {
+                        if !issue.path.starts_with("readers") {
+                            issue.path = format!("readers[{i}].{}", issue.path);
+                        }
+                    }
+                    issues.0.extend(s.0);
+                }
+                Err(e) => issues.push(format!("readers[{i}]"), e.to_string()),
+            }
+        }
+        issues.into_result().map_err(Error::from)?;
+        let schema_probe = Self { spec: Arc::new(spec), ctx, providers, writers, wctx: WriteContext {
+            feature_set: Arc::new(borboleta_core::FeatureSetSpec::new("", "")),
+            schema: Arc::new(arrow::datatypes::Schema::empty()),
+            keys: vec![],
+        }};
+        let (df, _) = schema_probe.plan(&FeatureSetOptions::default()).await?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let mut p = schema_probe;
+        p.wctx = WriteContext {
+            feature_set: Arc::new(p.spec.feature_set.clone()),
+            schema,
+            keys: key_columns(&p.spec.feature_set),
+        };
+        for w in &p.writers {
+            w.prepare(&p.ctx, &p.wctx)?;
+        }
+        Ok(p)
+    }
+
+    /// The session: debug tables are registered here and can be queried with [`Self::sql`].
+    pub fn session(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// The spec.
+    pub fn spec(&self) -> &FeatureSetPipelineSpec {
+        &self.spec
+    }
+
+    /// Schema of the feature rows.
+    pub fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.wctx.schema)
+    }
+
+    /// Runs a SQL query in the pipeline's session (debug tables included).
+    pub async fn sql(&self, query: &str) -> Result<DataFrame> {
+        self.ctx.sql(query).await.map_err(|e| Error::spec("--sql", clean_df_error(&e)))
+    }
+
+    /// Names of the debug tables of this pipeline.
+    pub fn debug_tables(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .ctx
+            .catalog("datafusion")
+            .and_then(|c| c.schema("public"))
+            .map(|s| s.table_names())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|t| t.starts_with(ONLINE_DEBUG_PREFIX) || t.starts_with(HISTORICAL_DEBUG_PREFIX))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Registers the readers' views for these dates and plans the feature set.
+    async fn plan(&self, opts: &FeatureSetOptions) -> Result<(DataFrame, NullCounter)> {
+        let counter = NullCounter::default();
+        let mut issues = SpecIssues::default();
+        for (i, (reader, provider)) in self.spec.readers.iter().zip(&self.providers).enumerate() {
+            let path = format!("readers[{i}]");
+            let mut df = self.ctx.read_table(Arc::clone(provider))?;
+            if !reader.columns().is_empty() {
+                let mut exprs = Vec::new();
+                for (j, c) in reader.columns().iter().enumerate() {
+                    match df.parse_sql_expr(&c.expression).and_then(|e| e.get_type(df.schema()).map(|_| e)) {
+                        Ok(e) => exprs.push(e.alias(&c.alias)),
+                        Err(e) => issues.push(format!("{path}.columns[{j}].expression"), clean_df_error(&e)),
+                    }
+                }
+                if exprs.len() == reader.columns().len() {
+                    df = df.select(exprs)?;
+                }
+            }
+            if let Some(inc) = reader.incremental_strategy()
+                && (opts.start_date.is_some() || opts.end_date.is_some())
+            {
+                match incremental_filter(&df, inc, opts, &counter) {
+                    Ok(d) => df = d,
+                    Err(m) => issues.push(format!("{path}.incremental_strategy"), m),
+                }
+            }
+            self.ctx.deregister_table(reader.id())?;
+            self.ctx.register_table(reader.id(), df.into_view())?;
+        }
+        issues.into_result().map_err(Error::from)?;
+        let source = self
+            .ctx
+            .sql(&self.spec.source.query)
+            .await
+            .map_err(|e| Error::spec("source.query", clean_df_error(&e)))?;
+        let df = plan_feature_set(&self.ctx, source, &self.spec.feature_set, opts, &counter)?;
+        Ok((df, counter))
+    }
+
+    /// The logical and physical plans, as text (no secrets: plans hold no credentials).
+    pub async fn explain(&self, opts: &RunOptions) -> Result<String> {
+        let (df, _) = self.plan(&FeatureSetOptions { start_date: opts.start_date, end_date: opts.end_date }).await?;
+        let batches = df.explain(false, false)?.collect().await?;
+        Ok(arrow::util::pretty::pretty_format_batches(&batches)?.to_string())
+    }
+
+    /// Butterfree's `run_for_date`: `run` with start and end on the same date.
+    pub async fn run_for_date(&self, date: NaiveDate) -> Result<RunSummary> {
+        self.run(RunOptions { start_date: Some(date), end_date: Some(date), progress: None }).await
+    }
+
+    /// Runs the pipeline once over the dates of `opts` (inclusive, UTC).
+    pub async fn run(&self, opts: RunOptions) -> Result<RunSummary> {
+        if let (Some(s), Some(e)) = (opts.start_date, opts.end_date)
+            && s > e
+        {
+            return Err(Error::spec("--start-date", format!("start date {s} is after end date {e}")));
+        }
+        let mut summary = RunSummary::default();
+        let t0 = Instant::now();
+        let (df, counter) = self.plan(&FeatureSetOptions { start_date: opts.start_date, end_date: opts.end_date }).await?;
+        let plan = df.create_physical_plan().await?;
+        summary.stages.push(("plan".into(), t0.elapsed()));
+
+        let t1 = Instant::now();
+        let mut stream = execute_stream(Arc::clone(&plan), self.ctx.task_ctx())?;
+        let key_idx: Vec<usize> =
+            self.wctx.keys.iter().map(|k| self.wctx.schema.index_of(k)).collect::<std::result::Result<_, _>>()?;
+        let mut sessions: Option<Vec<Box<dyn WriterSession>>> = None;
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            let batch = drop_null_keys(batch, &key_idx, &mut summary.rows_null_key)?;
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            // Butterfree's input schema is "any": re-attach ours (nullability may differ).
+            let batch = RecordBatch::try_new(self.schema(), batch.columns().to_vec())?;
+            summary.rows_computed += batch.num_rows() as u64;
+            if sessions.is_none() {
+                let mut s = Vec::new();
+                for w in &self.writers {
+                    s.push(w.begin(&self.wctx).await?);
+                }
+                sessions = Some(s);
+            }
+            for s in sessions.iter_mut().flatten() {
+                s.write(batch.clone()).await?;
+            }
+            if let Some(p) = &opts.progress {
+                p(summary.rows_computed);
+            }
+        }
+        summary.stages.push(("compute".into(), t1.elapsed()));
+        summary.rows_read = rows_read(&plan);
+        summary.values_nulled_by_casts = counter.get();
+
+        let t2 = Instant::now();
+        match sessions {
+            Some(sessions) => {
+                for (s, w) in sessions.into_iter().zip(&self.writers) {
+                    let m = s.commit().await?;
+                    info!(writer = %w.name(), rows = m.rows_written, "committed");
+                    summary.writers.push((w.name(), m));
+                }
+            }
+            None => warn!("the run produced no feature rows: nothing was written"),
+        }
+        summary.stages.push(("write".into(), t2.elapsed()));
+        if summary.rows_null_key > 0 {
+            warn!(rows = summary.rows_null_key, "rows with a null key were not written");
+        }
+        Ok(summary)
+    }
+}
+
+fn drop_null_keys(batch: RecordBatch, key_idx: &[usize], dropped: &mut u64) -> Result<RecordBatch> {
+    if key_idx.iter().all(|i| batch.column(*i).null_count() == 0) {
+        return Ok(batch);
+    }
+    let mut mask = is_not_null(batch.column(key_idx[0]))?;
+    for i in &key_idx[1..] {
+        mask = arrow::compute::and(&mask, &is_not_null(batch.column(*i))?)?;
+    }
+    let out = filter_record_batch(&batch, &mask)?;
+    *dropped += (batch.num_rows() - out.num_rows()) as u64;
+    Ok(out)
+}
+
+/// Rows produced by the leaves (scans) of an executed plan.
+fn rows_read(plan: &Arc<dyn ExecutionPlan>) -> u64 {
+    if plan.children().is_empty() {
+        return plan.metrics().and_then(|m| m.output_rows()).unwrap_or(0) as u64;
+    }
+    plan.children().iter().map(|c| rows_read(c)).sum()
+}
+
+/// Butterfree's incremental strategy: keep rows whose date (UTC) is within the run's dates.
+fn incremental_filter(
+    df: &DataFrame,
+    inc: &IncrementalStrategySpec,
+    opts: &FeatureSetOptions,
+    counter: &NullCounter,
+) -> std::result::Result<DataFrame, String> {
+    use arrow::datatypes::{DataType, TimeUnit};
+    let target = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let parse = |sql: &str| df.parse_sql_expr(sql).map_err(|e| clean_df_error(&e));
+    let (expr, from_ms, mask) = if let Some(c) = &inc.column {
+        (parse(c)?, false, None)
+    } else if let Some(c) = &inc.from_milliseconds {
+        (parse(c)?, true, None)
+    } else if let Some(c) = &inc.from_string {
+        (parse(c)?, false, inc.mask.as_deref())
+    } else {
+        (parse("make_date(year, month, day)")?, false, None)
+    };
+    let t = expr.get_type(df.schema()).map_err(|e| clean_df_error(&e))?;
+    let ts = to_timestamp_expr(expr, &t, from_ms, mask, &target, counter)?;
+    let at = |d: NaiveDate| lit(ScalarValue::TimestampMicrosecond(Some(borboleta_core::time::date_start_micros(d)), Some("UTC".into())));
+    let mut pred = None;
+    if let Some(s) = opts.start_date {
+        pred = Some(ts.clone().gt_eq(at(s)));
+    }
+    if let Some(e) = opts.end_date {
+        let p = ts.lt(at(e.succ_opt().unwrap_or(e)));
+        pred = Some(match pred {
+            Some(q) => q.and(p),
+            None => p,
+        });
+    }
+    match pred {
+        Some(p) => df.clone().filter(p).map_err(|e| clean_df_error(&e)),
+        None => Ok(df.clone()),
+    }
+}

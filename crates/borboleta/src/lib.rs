@@ -1,0 +1,128 @@
+//! # Borboleta
+//!
+//! Butterfree's feature-set pipelines in Rust: declare readers, a source SQL query, a feature
+//! set (keys + `timestamp` + features) and writers — in YAML or with the builder — and run them.
+//!
+//! ```no_run
+//! # async fn example() -> borboleta::Result<()> {
+//! let spec = borboleta::FeatureSetPipelineSpec::from_yaml_file("examples/events/pipeline.yaml")?;
+//! let pipeline = borboleta::build_pipeline(spec, &borboleta::PipelineOptions::default()).await?;
+//! let summary = pipeline.run(borboleta::RunOptions::default()).await?;
+//! println!("{summary}");
+//! # Ok(()) }
+//! ```
+//!
+//! Extension points: [`engine::Reader`] and [`engine::Writer`].
+#![deny(missing_docs)]
+#![warn(missing_debug_implementations)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+pub use borboleta_connectors as connectors;
+pub use borboleta_core as core;
+pub use borboleta_core::{
+    FeatureDataType, FeatureSetPipelineSpec, FeatureSetSpec, FeatureSpec, ReaderSpec, SpecIssue, SpecIssues,
+    TimestampFeatureSpec, WriterSpec,
+};
+pub use borboleta_engine as engine;
+pub use borboleta_engine::{Error, FeatureSetPipeline, Result, RunOptions, RunSummary};
+use borboleta_connectors::{EmbeddedOnlineStore, EmbeddedOnlineWriter, FileReader, HistoricalWriter};
+use borboleta_core::naming::{HISTORICAL_DEBUG_PREFIX, ONLINE_DEBUG_PREFIX};
+use borboleta_core::{OnlineWriterSpec, resolve_path};
+use borboleta_engine::{MemoryMode, MemoryWriter, Reader, Writer};
+
+/// How a pipeline is built from its spec.
+#[derive(Debug, Clone, Default)]
+pub struct PipelineOptions {
+    /// Run every writer in debug mode (in-memory tables), whatever the spec says.
+    pub debug: bool,
+}
+
+/// Default seconds an event time may be ahead of the clock before the online writer refuses it.
+pub const DEFAULT_MAX_FUTURE_SKEW_SECONDS: i64 = 86_400;
+
+/// Builds the readers and writers of `spec` and opens the pipeline (every spec problem is
+/// reported before anything is written).
+pub async fn build_pipeline(spec: FeatureSetPipelineSpec, opts: &PipelineOptions) -> Result<FeatureSetPipeline> {
+    let mut readers: Vec<Arc<dyn Reader>> = Vec::new();
+    for r in &spec.readers {
+        match r {
+            ReaderSpec::File(f) => {
+                let mut f = f.clone();
+                f.path = spec.resolve_path(&f.path);
+                readers.push(Arc::new(FileReader::new(f)));
+            }
+            _ => return Err(Error::spec("readers", "unsupported reader")),
+        }
+    }
+    let mut writers: Vec<Arc<dyn Writer>> = Vec::new();
+    let fs = &spec.feature_set;
+    for w in &spec.writers {
+        let debug = opts.debug || w.debug_mode();
+        match w {
+            WriterSpec::HistoricalFeatureStore(h) => {
+                if debug {
+                    writers.push(Arc::new(MemoryWriter::new(
+                        format!("{HISTORICAL_DEBUG_PREFIX}{}", fs.name),
+                        MemoryMode::Historical,
+                    )));
+                } else {
+                    writers.push(Arc::new(HistoricalWriter::new(h.clone(), store_root(&spec, h.path.as_deref()))));
+                }
+            }
+            WriterSpec::OnlineFeatureStore(o) => {
+                let table = o.table_name(fs);
+                if debug {
+                    writers.push(Arc::new(MemoryWriter::new(
+                        format!("{ONLINE_DEBUG_PREFIX}{table}"),
+                        MemoryMode::LatestPerKey,
+                    )));
+                } else {
+                    writers.push(Arc::new(EmbeddedOnlineWriter::new(
+                        online_store_path(&spec, o),
+                        table,
+                        o.max_future_skew_seconds.unwrap_or(DEFAULT_MAX_FUTURE_SKEW_SECONDS),
+                    )));
+                }
+            }
+            _ => return Err(Error::spec("writers", "unsupported writer")),
+        }
+    }
+    FeatureSetPipeline::try_new(spec, readers, writers).await
+}
+
+fn store_root(spec: &FeatureSetPipelineSpec, path: Option<&str>) -> PathBuf {
+    match path {
+        Some(p) => PathBuf::from(resolve_path(spec.base_dir.as_deref(), p)),
+        None => spec.default_store_root(),
+    }
+}
+
+/// The embedded online store file of an online writer.
+pub fn online_store_path(spec: &FeatureSetPipelineSpec, o: &OnlineWriterSpec) -> PathBuf {
+    match &o.path {
+        Some(p) => PathBuf::from(resolve_path(spec.base_dir.as_deref(), p)),
+        None => spec.default_store_root().join("online.sqlite"),
+    }
+}
+
+/// Reads the current features for the given keys (`[("id", "1")]` per key) from the spec's
+/// online store. Keys with no row give no row.
+pub fn online_get(spec: &FeatureSetPipelineSpec, keys: &[Vec<(String, String)>]) -> Result<RecordBatch> {
+    let (store, table) = online_store(spec)?;
+    store.get(&table, keys)
+}
+
+/// The embedded online store and table of the spec's first online writer.
+pub fn online_store(spec: &FeatureSetPipelineSpec) -> Result<(EmbeddedOnlineStore, String)> {
+    let online = spec.writers.iter().find_map(|w| match w {
+        WriterSpec::OnlineFeatureStore(o) => Some(o),
+        _ => None,
+    });
+    let Some(o) = online else {
+        return Err(Error::spec("writers", "the spec has no online_feature_store writer"));
+    };
+    Ok((EmbeddedOnlineStore::new(online_store_path(spec, o)), o.table_name(&spec.feature_set)))
+}
