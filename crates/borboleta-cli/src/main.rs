@@ -125,13 +125,15 @@ fn main() -> ExitCode {
 }
 
 fn load(spec: &PathBuf) -> anyhow::Result<FeatureSetPipelineSpec> {
-    FeatureSetPipelineSpec::from_yaml_file(spec).map_err(|e| Error::from(e).into())
+    FeatureSetPipelineSpec::parse_yaml_file(spec).map_err(|e| Error::from(e).into())
 }
 
 fn date(arg: &str, s: &Option<String>) -> anyhow::Result<Option<chrono::NaiveDate>> {
     match s {
         None => Ok(None),
-        Some(s) => borboleta::core::time::parse_date(s).map(Some).map_err(|m| Error::spec(arg, m).into()),
+        Some(s) => borboleta::core::time::parse_date(s)
+            .map(Some)
+            .map_err(|m| Error::spec(arg, m).into()),
     }
 }
 
@@ -141,13 +143,21 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Validate { spec } => {
             let s = load(&spec)?;
             let p = borboleta::build_pipeline(s, &PipelineOptions::default()).await?;
-            let cols: Vec<String> =
-                p.schema().fields().iter().map(|f| format!("{}:{}", f.name(), f.data_type())).collect();
+            let cols: Vec<String> = p
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| format!("{}:{}", f.name(), f.data_type()))
+                .collect();
             println!("ok: {} ({})", spec.display(), p.spec().feature_set.name);
             println!("columns: {}", cols.join(", "));
             Ok(())
         }
-        Command::Explain { spec, start_date, end_date } => {
+        Command::Explain {
+            spec,
+            start_date,
+            end_date,
+        } => {
             let s = load(&spec)?;
             let opts = RunOptions {
                 start_date: date("--start-date", &start_date)?,
@@ -155,22 +165,39 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 progress: None,
             };
             let mut out = String::new();
-            out.push_str(&format!("feature set: {} (entity {})\n", s.feature_set.name, s.feature_set.entity));
+            out.push_str(&format!(
+                "feature set: {} (entity {})\n",
+                s.feature_set.name, s.feature_set.entity
+            ));
             for r in &s.readers {
                 if let borboleta::ReaderSpec::File(f) = r {
-                    out.push_str(&format!("reader {}: {} files at {}\n", f.id, f.format, s.resolve_path(&f.path)));
+                    out.push_str(&format!(
+                        "reader {}: {} files at {}\n",
+                        f.id,
+                        f.format,
+                        s.resolve_path(&f.path)
+                    ));
                 }
             }
             for w in &s.writers {
-                out.push_str(&format!("writer: {}{}\n", w.display_name(), if w.debug_mode() { " (debug)" } else { "" }));
+                out.push_str(&format!(
+                    "writer: {}{}\n",
+                    w.display_name(),
+                    if w.debug_mode() { " (debug)" } else { "" }
+                ));
             }
             let p = borboleta::build_pipeline(s, &PipelineOptions::default()).await?;
-            out.push_str(&format!("columns: {}\n", borboleta::core::output_columns(&p.spec().feature_set).join(", ")));
+            out.push_str(&format!(
+                "columns: {}\n",
+                borboleta::core::output_columns(&p.spec().feature_set).join(", ")
+            ));
             out.push_str(&p.explain(&opts).await?);
             println!("{}", redact(&out));
             Ok(())
         }
-        Command::Online { command: OnlineCommand::Get { spec, keys, output } } => {
+        Command::Online {
+            command: OnlineCommand::Get { spec, keys, output },
+        } => {
             let s = load(&spec)?;
             let mut parsed = Vec::new();
             for k in &keys {
@@ -197,7 +224,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             let d = date("--date", &args.date)?;
             (d, d)
         }
-        None => (date("--start-date", &args.start_date)?, date("--end-date", &args.end_date)?),
+        None => (
+            date("--start-date", &args.start_date)?,
+            date("--end-date", &args.end_date)?,
+        ),
     };
     let pipeline = borboleta::build_pipeline(spec, &PipelineOptions { debug: args.debug }).await?;
     let bar = if std::io::stderr().is_terminal() && !args.quiet {
@@ -211,7 +241,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let progress: Option<Arc<dyn Fn(u64) + Send + Sync>> = bar.clone().map(|b| {
         Arc::new(move |rows: u64| b.set_message(format!("{rows} feature rows"))) as Arc<dyn Fn(u64) + Send + Sync>
     });
-    let summary = pipeline.run(RunOptions { start_date, end_date, progress }).await;
+    let summary = pipeline
+        .run(RunOptions {
+            start_date,
+            end_date,
+            progress,
+        })
+        .await;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -239,11 +275,43 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             let batches = pipeline.sql(&q).await?.collect().await?;
             if matches!(args.output, Output::Table) {
                 println!("{table}");
+                let schema = pipeline
+                    .session()
+                    .table(table.as_str())
+                    .await?
+                    .schema()
+                    .as_arrow()
+                    .clone();
+                let cols: Vec<String> = schema
+                    .fields()
+                    .iter()
+                    .map(|f| format!("{}:{}", f.name(), sql_type(f.data_type())))
+                    .collect();
+                println!("columns: {}", cols.join(", "));
             }
             print_batches(&batches, args.output)?;
         }
     }
     Ok(())
+}
+
+/// Spark SQL names of Arrow types, as Butterfree's scenarios write them.
+fn sql_type(t: &arrow::datatypes::DataType) -> String {
+    use arrow::datatypes::DataType as T;
+    match t {
+        T::Int32 => "int".into(),
+        T::Int64 => "bigint".into(),
+        T::Float32 => "float".into(),
+        T::Float64 => "double".into(),
+        T::Utf8 | T::LargeUtf8 | T::Utf8View => "string".into(),
+        T::Boolean => "boolean".into(),
+        T::Date32 => "date".into(),
+        T::Timestamp(_, Some(_)) => "timestamp".into(),
+        T::Timestamp(_, None) => "timestamp_ntz".into(),
+        T::Decimal128(p, s) => format!("decimal({p},{s})"),
+        T::List(f) => format!("array<{}>", sql_type(f.data_type())),
+        other => other.to_string().to_lowercase(),
+    }
 }
 
 fn print_batches(batches: &[RecordBatch], output: Output) -> anyhow::Result<()> {
@@ -257,7 +325,9 @@ fn print_batches(batches: &[RecordBatch], output: Output) -> anyhow::Result<()> 
             w.finish()?;
         }
         Output::Csv => {
-            let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(std::io::stdout());
+            let mut w = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(std::io::stdout());
             for b in batches {
                 w.write(b)?;
             }
@@ -283,7 +353,9 @@ fn redact(text: &str) -> String {
         for key in ["password=", "secret=", "token="] {
             if let Some(i) = l.to_ascii_lowercase().find(key) {
                 let start = i + key.len();
-                let end = l[start..].find(|c: char| c.is_whitespace() || c == ',' || c == '&').map_or(l.len(), |e| start + e);
+                let end = l[start..]
+                    .find(|c: char| c.is_whitespace() || c == ',' || c == '&')
+                    .map_or(l.len(), |e| start + e);
                 l.replace_range(start..end, "***");
             }
         }

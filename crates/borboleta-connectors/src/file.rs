@@ -62,7 +62,8 @@ impl Reader for FileReader {
         }
         let url = ListingTableUrl::parse(&path).map_err(|e| Error::spec("path", e.to_string()))?;
         let flag = |k: &str, default: bool| spec.options.get(k).map_or(default, |v| v.eq_ignore_ascii_case("true"));
-        let (format, default_ext): (Arc<dyn datafusion::datasource::file_format::FileFormat>, &str) = match spec.format {
+        let (format, default_ext): (Arc<dyn datafusion::datasource::file_format::FileFormat>, &str) = match spec.format
+        {
             FileFormat::Parquet => (Arc::new(ParquetFormat::default()), ".parquet"),
             FileFormat::Csv => {
                 let mut f = CsvFormat::default().with_has_header(flag("header", true));
@@ -90,14 +91,19 @@ impl Reader for FileReader {
                 let fields: Vec<Field> = s.0.iter().map(|(n, t)| Field::new(n, t.to_arrow(), true)).collect();
                 config.with_schema(Arc::new(Schema::new(fields)))
             }
-            None => config
-                .infer_schema(&ctx.state())
-                .await
-                .map_err(|e| Error::spec("path", format!("cannot read {}: {}", spec.path, first_line(&e.to_string()))))?,
+            None => config.infer_schema(&ctx.state()).await.map_err(|e| {
+                Error::spec(
+                    "path",
+                    format!("cannot read {}: {}", spec.path, first_line(&e.to_string())),
+                )
+            })?,
         };
         let table = ListingTable::try_new(config).map_err(|e| Error::spec("path", e.to_string()))?;
         if table.schema().fields().is_empty() {
-            return Err(Error::spec("path", format!("no {} files found at {}", spec.format, spec.path)));
+            return Err(Error::spec(
+                "path",
+                format!("no {} files found at {}", spec.format, spec.path),
+            ));
         }
         Ok(Arc::new(table))
     }

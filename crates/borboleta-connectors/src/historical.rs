@@ -61,7 +61,10 @@ impl Writer for HistoricalWriter {
         let run_id = format!(
             "{}-{}",
             std::process::id(),
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
         );
         let staging = table.join(format!(".staging-{run_id}"));
         fs::create_dir_all(&staging).map_err(|e| io(&format!("cannot create {}", staging.display()), e))?;
@@ -92,7 +95,9 @@ struct HistoricalSession {
 }
 
 fn partition_dir(base: &Path, (y, m, d): Partition) -> PathBuf {
-    base.join(format!("year={y}")).join(format!("month={m}")).join(format!("day={d}"))
+    base.join(format!("year={y}"))
+        .join(format!("month={m}"))
+        .join(format!("day={d}"))
 }
 
 impl HistoricalSession {
@@ -110,7 +115,9 @@ impl HistoricalSession {
                 .map_err(|e| io("cannot write parquet", e))?;
             self.writers.insert(p, w);
         }
-        self.writers.get_mut(&p).ok_or_else(|| Error::Internal("partition writer".into()))
+        self.writers
+            .get_mut(&p)
+            .ok_or_else(|| Error::Internal("partition writer".into()))
     }
 
     fn abort(&self) {
@@ -193,7 +200,10 @@ impl WriterSession for HistoricalSession {
                 self.rejected.null_timestamp += 1;
                 continue;
             }
-            groups.entry((y.value(i), m.value(i), d.value(i))).or_default().push(i as u32);
+            groups
+                .entry((y.value(i), m.value(i), d.value(i)))
+                .or_default()
+                .push(i as u32);
         }
         for (p, idx) in groups {
             let part = take_record_batch(&batch, &UInt32Array::from(idx))?;
@@ -218,7 +228,10 @@ impl WriterSession for HistoricalSession {
         let mut detail = format!("{} partitions under {}", touched.len(), self.table.display());
         if self.spec.row_count_validation {
             let written = if self.spec.interval_mode {
-                touched.iter().map(|p| count_rows(&partition_dir(&self.table, *p))).sum::<Result<u64>>()?
+                touched
+                    .iter()
+                    .map(|p| count_rows(&partition_dir(&self.table, *p)))
+                    .sum::<Result<u64>>()?
             } else {
                 count_rows(&self.table)?
             };
@@ -226,7 +239,8 @@ impl WriterSession for HistoricalSession {
                 detail.push_str("; row count not validated in append mode");
             } else {
                 let t = self.spec.validation_threshold;
-                let ok = (1.0 - t) * written as f64 <= self.rows as f64 && self.rows as f64 <= (1.0 + t) * written as f64;
+                let ok =
+                    (1.0 - t) * written as f64 <= self.rows as f64 && self.rows as f64 <= (1.0 + t) * written as f64;
                 if !ok {
                     return Err(Error::Validation(format!(
                         "historical table {}: {} rows computed but {} rows read back (threshold {t})",
@@ -238,6 +252,10 @@ impl WriterSession for HistoricalSession {
                 detail.push_str(&format!("; {written} rows read back"));
             }
         }
-        Ok(WriteMetrics { rows_written: self.rows, rejected: self.rejected, detail })
+        Ok(WriteMetrics {
+            rows_written: self.rows,
+            rejected: self.rejected,
+            detail,
+        })
     }
 }

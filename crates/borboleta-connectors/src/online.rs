@@ -53,7 +53,13 @@ impl EmbeddedOnlineStore {
 
     /// Upserts rows (already reduced to one per key) with their write timestamps and JSON.
     /// Returns how many keys changed.
-    pub fn upsert(&self, table: &str, schema: &Schema, keys: &[String], rows: &borboleta_engine::LatestRows) -> Result<u64> {
+    pub fn upsert(
+        &self,
+        table: &str,
+        schema: &Schema,
+        keys: &[String],
+        rows: &borboleta_engine::LatestRows,
+    ) -> Result<u64> {
         let mut conn = self.open()?;
         let tx = conn.transaction().map_err(db_err)?;
         tx.execute(
@@ -94,15 +100,20 @@ impl EmbeddedOnlineStore {
     pub fn get(&self, table: &str, key_values: &[Vec<(String, String)>]) -> Result<RecordBatch> {
         let conn = self.open()?;
         let meta: Option<(Vec<u8>, String)> = conn
-            .query_row("SELECT schema, keys FROM _borboleta_tables WHERE name = ?1", params![table], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                "SELECT schema, keys FROM _borboleta_tables WHERE name = ?1",
+                params![table],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()
             .map_err(db_err)?;
         let Some((schema_bytes, keys)) = meta else {
             return Err(Error::spec(
                 "online_feature_store",
-                format!("the online store {} has no table `{table}` yet: run the pipeline first", self.path.display()),
+                format!(
+                    "the online store {} has no table `{table}` yet: run the pipeline first",
+                    self.path.display()
+                ),
             ));
         };
         let schema = schema_from_bytes(&schema_bytes)?;
@@ -111,7 +122,11 @@ impl EmbeddedOnlineStore {
         for kv in key_values {
             let key = lookup_key(&schema, &keys, kv)?;
             let row: Option<String> = conn
-                .query_row(&format!("SELECT row FROM {} WHERE key = ?1", quote(table)), params![key], |r| r.get(0))
+                .query_row(
+                    &format!("SELECT row FROM {} WHERE key = ?1", quote(table)),
+                    params![key],
+                    |r| r.get(0),
+                )
                 .optional()
                 .map_err(db_err)?;
             found.extend(row);
@@ -123,12 +138,21 @@ impl EmbeddedOnlineStore {
     pub fn scan(&self, table: &str) -> Result<RecordBatch> {
         let conn = self.open()?;
         let schema_bytes: Vec<u8> = conn
-            .query_row("SELECT schema FROM _borboleta_tables WHERE name = ?1", params![table], |r| r.get(0))
+            .query_row(
+                "SELECT schema FROM _borboleta_tables WHERE name = ?1",
+                params![table],
+                |r| r.get(0),
+            )
             .map_err(|e| db_err(format!("table `{table}`: {e}")))?;
         let schema = schema_from_bytes(&schema_bytes)?;
-        let mut stmt = conn.prepare(&format!("SELECT row FROM {} ORDER BY key", quote(table))).map_err(db_err)?;
-        let rows: Vec<String> =
-            stmt.query_map([], |r| r.get(0)).map_err(db_err)?.collect::<std::result::Result<_, _>>().map_err(db_err)?;
+        let mut stmt = conn
+            .prepare(&format!("SELECT row FROM {} ORDER BY key", quote(table)))
+            .map_err(db_err)?;
+        let rows: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(db_err)?
+            .collect::<std::result::Result<_, _>>()
+            .map_err(db_err)?;
         json_rows_to_batch(&schema, &rows)
     }
 }
@@ -164,7 +188,12 @@ fn json_rows_to_batch(schema: &SchemaRef, rows: &[String]) -> Result<RecordBatch
 
 /// The key of each row: a JSON object of its key columns.
 fn key_json_rows(batch: &RecordBatch, keys: &[String]) -> Result<Vec<String>> {
-    let projected = batch.project(&keys.iter().map(|k| batch.schema().index_of(k)).collect::<std::result::Result<Vec<_>, _>>()?)?;
+    let projected = batch.project(
+        &keys
+            .iter()
+            .map(|k| batch.schema().index_of(k))
+            .collect::<std::result::Result<Vec<_>, _>>()?,
+    )?;
     batch_to_json_rows(&projected)
 }
 
@@ -173,20 +202,29 @@ fn lookup_key(schema: &Schema, keys: &[String], kv: &[(String, String)]) -> Resu
     let mut cols: Vec<ArrayRef> = Vec::new();
     for k in keys {
         let Some((_, v)) = kv.iter().find(|(name, _)| name == k) else {
-            return Err(Error::spec("--key", format!("missing key `{k}`; the keys are: {}", keys.join(", "))));
+            return Err(Error::spec(
+                "--key",
+                format!("missing key `{k}`; the keys are: {}", keys.join(", ")),
+            ));
         };
         let field = schema.field_with_name(k)?;
         let s: ArrayRef = Arc::new(StringArray::from(vec![v.as_str()]));
         let typed = cast(&s, field.data_type())?;
         if typed.null_count() > 0 {
-            return Err(Error::spec("--key", format!("`{v}` is not a valid {} for key `{k}`", field.data_type())));
+            return Err(Error::spec(
+                "--key",
+                format!("`{v}` is not a valid {} for key `{k}`", field.data_type()),
+            ));
         }
         fields.push(field.clone());
         cols.push(typed);
     }
     for (name, _) in kv {
         if !keys.contains(name) {
-            return Err(Error::spec("--key", format!("`{name}` is not a key; the keys are: {}", keys.join(", "))));
+            return Err(Error::spec(
+                "--key",
+                format!("`{name}` is not a key; the keys are: {}", keys.join(", ")),
+            ));
         }
     }
     let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?;
@@ -204,7 +242,11 @@ pub struct EmbeddedOnlineWriter {
 impl EmbeddedOnlineWriter {
     /// Writes `table` of the store at `path`.
     pub fn new(path: PathBuf, table: String, max_future_skew_seconds: i64) -> Self {
-        Self { store: EmbeddedOnlineStore::new(path), table, max_future_skew_micros: max_future_skew_seconds * 1_000_000 }
+        Self {
+            store: EmbeddedOnlineStore::new(path),
+            table,
+            max_future_skew_micros: max_future_skew_seconds * 1_000_000,
+        }
     }
 }
 
@@ -215,8 +257,12 @@ impl Writer for EmbeddedOnlineWriter {
     }
     async fn begin(&self, wctx: &WriteContext) -> Result<Box<dyn WriterSession>> {
         let now = chrono::Utc::now().timestamp_micros();
-        let latest =
-            LatestPerKey::new(Arc::clone(&wctx.schema), &wctx.keys, TIMESTAMP_COLUMN, Some(now + self.max_future_skew_micros))?;
+        let latest = LatestPerKey::new(
+            Arc::clone(&wctx.schema),
+            &wctx.keys,
+            TIMESTAMP_COLUMN,
+            Some(now + self.max_future_skew_micros),
+        )?;
         Ok(Box::new(EmbeddedSession {
             store: EmbeddedOnlineStore::new(self.store.path.clone()),
             table: self.table.clone(),

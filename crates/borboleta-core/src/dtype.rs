@@ -122,7 +122,12 @@ impl FromStr for FeatureDataType {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let norm: String = s.trim().to_ascii_lowercase().chars().filter(|c| !c.is_whitespace()).collect();
+        let norm: String = s
+            .trim()
+            .to_ascii_lowercase()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
         let t = match norm.as_str() {
             "timestamp" => Self::Timestamp,
             "timestamp_ntz" => Self::TimestampNtz,
@@ -150,7 +155,9 @@ impl FromStr for FeatureDataType {
                     {
                         return Ok(Self::Decimal(p, sc));
                     }
-                    return Err(format!("invalid decimal type `{s}`: expected decimal(precision, scale) with 1 <= precision <= 38 and 0 <= scale <= precision"));
+                    return Err(format!(
+                        "invalid decimal type `{s}`: expected decimal(precision, scale) with 1 <= precision <= 38 and 0 <= scale <= precision"
+                    ));
                 }
                 return Err(format!(
                     "unknown data type `{s}`{}; expected one of: {}",
@@ -183,8 +190,14 @@ mod tests {
     #[test]
     fn parses_butterfree_names_in_any_case() {
         assert_eq!("BIGINT".parse::<FeatureDataType>().unwrap(), FeatureDataType::Bigint);
-        assert_eq!("Array<String>".parse::<FeatureDataType>().unwrap(), FeatureDataType::ArrayString);
-        assert_eq!("decimal(12, 2)".parse::<FeatureDataType>().unwrap(), FeatureDataType::Decimal(12, 2));
+        assert_eq!(
+            "Array<String>".parse::<FeatureDataType>().unwrap(),
+            FeatureDataType::ArrayString
+        );
+        assert_eq!(
+            "decimal(12, 2)".parse::<FeatureDataType>().unwrap(),
+            FeatureDataType::Decimal(12, 2)
+        );
         let err = "bigitn".parse::<FeatureDataType>().unwrap_err();
         assert!(err.contains("did you mean `bigint`"), "{err}");
         assert!("decimal(40,2)".parse::<FeatureDataType>().is_err());

@@ -16,7 +16,11 @@ pub struct SpecIssue {
 impl SpecIssue {
     /// A problem at `path`.
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { path: path.into(), line: None, message: message.into() }
+        Self {
+            path: path.into(),
+            line: None,
+            message: message.into(),
+        }
     }
 }
 
@@ -44,14 +48,22 @@ impl SpecIssues {
     }
     /// `Ok(())` when empty, else the issues as an [`Error::Spec`].
     pub fn into_result(self) -> Result<()> {
-        if self.0.is_empty() { Ok(()) } else { Err(Error::Spec(self)) }
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Spec(self))
+        }
     }
 }
 
 impl fmt::Display for SpecIssues {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        write!(f, "invalid pipeline spec ({n} problem{}):", if n == 1 { "" } else { "s" })?;
+        write!(
+            f,
+            "invalid pipeline spec ({n} problem{}):",
+            if n == 1 { "" } else { "s" }
+        )?;
         for issue in &self.0 {
             write!(f, "\n  - {issue}")?;
         }

@@ -12,23 +12,51 @@ impl FeatureSetPipelineSpec {
     /// Reads, expands and validates a spec file. Relative paths resolve against its folder.
     pub fn from_yaml_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| Error::Io { path: path.display().to_string(), source })?;
-        let base = path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p });
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let base = path
+            .parent()
+            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p });
         Self::from_yaml_str(&text, base, &|k| std::env::var(k).ok())
+    }
+
+    /// Reads and expands a spec file without the semantic checks (the engine runs them together
+    /// with the checks that need the data, so that every problem is reported at once).
+    pub fn parse_yaml_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let base = path
+            .parent()
+            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p });
+        Self::parse_yaml_str(&text, base, &|k| std::env::var(k).ok())
     }
 
     /// Parses, expands and validates YAML text.
     pub fn from_yaml_str(text: &str, base_dir: Option<&Path>, env: EnvLookup<'_>) -> Result<Self> {
+        let spec = Self::parse_yaml_str(text, base_dir, env)?;
+        crate::validate::validate(&spec).into_result()?;
+        Ok(spec)
+    }
+
+    /// Parses YAML text and expands `${VAR}`; no semantic checks.
+    pub fn parse_yaml_str(text: &str, base_dir: Option<&Path>, env: EnvLookup<'_>) -> Result<Self> {
         let mut spec: FeatureSetPipelineSpec = serde_saphyr::from_str(text).map_err(|e| {
             let line = e.location().map(|l| l.line() as usize);
             let message = e.to_string();
-            Error::Spec(SpecIssues(vec![SpecIssue { path: yaml_path_of(&message), line, message: clean(&message) }]))
+            Error::Spec(SpecIssues(vec![SpecIssue {
+                path: yaml_path_of(&message),
+                line,
+                message: clean(&message),
+            }]))
         })?;
         spec.base_dir = base_dir.map(Path::to_path_buf);
         let mut issues = SpecIssues::default();
         spec.expand_env(env, &mut issues);
-        issues.0.extend(crate::validate::validate(&spec).0);
         issues.into_result()?;
         Ok(spec)
     }
@@ -110,8 +138,10 @@ fn clean(message: &str) -> String {
     if let (Some(a), Some(b)) = (message.find("unknown field `"), message.find("expected one of ")) {
         let name = &message[a + 15..];
         let name = &name[..name.find('`').unwrap_or(name.len())];
-        let expected: Vec<&str> =
-            message[b + 16..].split(',').map(|s| s.trim().trim_matches(|c| c == '`' || c == '.')).collect();
+        let expected: Vec<&str> = message[b + 16..]
+            .split(',')
+            .map(|s| s.trim().trim_matches(|c| c == '`' || c == '.'))
+            .collect();
         if let Some(c) = crate::error::did_you_mean(name, expected.iter().copied()) {
             m.push_str(&format!(" (did you mean `{c}`?)"));
         }
@@ -127,7 +157,10 @@ mod tests {
     fn expands_variables_and_reports_missing_ones() {
         let env = |k: &str| (k == "BUCKET").then(|| "b1".to_string());
         let mut issues = SpecIssues::default();
-        assert_eq!(expand("s3://${BUCKET}/x/$${LIT}", &env, "p", &mut issues), "s3://b1/x/${LIT}");
+        assert_eq!(
+            expand("s3://${BUCKET}/x/$${LIT}", &env, "p", &mut issues),
+            "s3://b1/x/${LIT}"
+        );
         assert!(issues.is_empty());
         expand("${NOPE}/a", &env, "readers[0].path", &mut issues);
         assert_eq!(issues.0[0].path, "readers[0].path");

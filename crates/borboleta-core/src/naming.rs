@@ -18,11 +18,7 @@ pub fn feature_output_columns(feature: &FeatureSpec) -> Vec<String> {
     match &feature.transformation {
         Some(TransformSpec::SparkFunction(t)) => {
             let windows: Vec<Option<String>> = match &t.window {
-                Some(w) => w
-                    .definitions
-                    .iter()
-                    .map(|d| Some(window_name(d, w.mode)))
-                    .collect(),
+                Some(w) => w.definitions.iter().map(|d| Some(window_name(d, w.mode))).collect(),
                 None => vec![None],
             };
             let mut out = Vec::new();

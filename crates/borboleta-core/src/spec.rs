@@ -348,7 +348,12 @@ fn default_timestamp_type() -> FeatureDataType {
 
 impl Default for TimestampFeatureSpec {
     fn default() -> Self {
-        Self { from_column: None, from_ms: false, mask: None, dtype: FeatureDataType::Timestamp }
+        Self {
+            from_column: None,
+            from_ms: false,
+            mask: None,
+            dtype: FeatureDataType::Timestamp,
+        }
     }
 }
 
@@ -462,7 +467,11 @@ pub struct OnlineWriterSpec {
 impl OnlineWriterSpec {
     /// The online table: the entity with `write_to_entity`, else the feature set name.
     pub fn table_name(&self, feature_set: &FeatureSetSpec) -> String {
-        if self.write_to_entity { feature_set.entity.clone() } else { feature_set.name.clone() }
+        if self.write_to_entity {
+            feature_set.entity.clone()
+        } else {
+            feature_set.name.clone()
+        }
     }
 }
 
@@ -479,7 +488,10 @@ impl FeatureSetPipelineSpec {
 
     /// The default feature store root: `feature_store` in the spec's folder.
     pub fn default_store_root(&self) -> PathBuf {
-        self.base_dir.clone().unwrap_or_else(|| PathBuf::from(".")).join("feature_store")
+        self.base_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("."))
+            .join("feature_store")
     }
 }
 
@@ -555,7 +567,9 @@ impl FeatureSetPipelineSpecBuilder {
         issues.into_result()?;
         let spec = FeatureSetPipelineSpec {
             readers: self.readers,
-            source: SourceSpec { query: self.query.unwrap_or_default() },
+            source: SourceSpec {
+                query: self.query.unwrap_or_default(),
+            },
             feature_set: self.feature_set.unwrap_or_else(|| FeatureSetSpec::new("", "")),
             writers: self.writers,
             base_dir: self.base_dir,
@@ -603,7 +617,13 @@ impl FeatureSetSpec {
 impl FeatureSpec {
     /// A feature read from the column of the same name.
     pub fn new(name: &str) -> Self {
-        Self { name: name.into(), description: String::new(), dtype: None, from_column: None, transformation: None }
+        Self {
+            name: name.into(),
+            description: String::new(),
+            dtype: None,
+            from_column: None,
+            transformation: None,
+        }
     }
     /// Sets the type the column is cast to.
     pub fn dtype(mut self, t: FeatureDataType) -> Self {
@@ -622,13 +642,20 @@ impl FeatureSpec {
     }
     /// Computes the feature with a SQL expression.
     pub fn sql(mut self, expression: &str) -> Self {
-        self.transformation = Some(TransformSpec::SqlExpression(SqlExpressionSpec { expression: expression.into() }));
+        self.transformation = Some(TransformSpec::SqlExpression(SqlExpressionSpec {
+            expression: expression.into(),
+        }));
         self
     }
     /// Computes the feature with functions, optionally over windows.
     pub fn functions(mut self, functions: &[(&str, FeatureDataType)], window: Option<FunctionWindowSpec>) -> Self {
-        let functions =
-            functions.iter().map(|(f, t)| FunctionSpec { function: (*f).into(), dtype: *t }).collect();
+        let functions = functions
+            .iter()
+            .map(|(f, t)| FunctionSpec {
+                function: (*f).into(),
+                dtype: *t,
+            })
+            .collect();
         self.transformation = Some(TransformSpec::SparkFunction(SparkFunctionSpec { functions, window }));
         self
     }
@@ -637,6 +664,9 @@ impl FeatureSpec {
 impl TimestampFeatureSpec {
     /// Timestamp read from `column`.
     pub fn from_column(column: &str) -> Self {
-        Self { from_column: Some(column.into()), ..Self::default() }
+        Self {
+            from_column: Some(column.into()),
+            ..Self::default()
+        }
     }
 }

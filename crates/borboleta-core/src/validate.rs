@@ -25,10 +25,16 @@ pub fn validate(spec: &FeatureSetPipelineSpec) -> SpecIssues {
         let path = format!("readers[{i}]");
         let id = reader.id();
         if !is_identifier(id) {
-            issues.push(format!("{path}.id"), format!("reader id `{id}` must be a SQL identifier (letters, digits, _)"));
+            issues.push(
+                format!("{path}.id"),
+                format!("reader id `{id}` must be a SQL identifier (letters, digits, _)"),
+            );
         }
         if let Some(first) = ids.insert(id.to_ascii_lowercase(), i) {
-            issues.push(format!("{path}.id"), format!("reader id `{id}` is already used by readers[{first}]"));
+            issues.push(
+                format!("{path}.id"),
+                format!("reader id `{id}` is already used by readers[{first}]"),
+            );
         }
         match reader {
             ReaderSpec::File(f) => {
@@ -49,10 +55,15 @@ pub fn validate(spec: &FeatureSetPipelineSpec) -> SpecIssues {
             }
         }
         if let Some(inc) = reader.incremental_strategy() {
-            let set = [inc.column.is_some(), inc.from_milliseconds.is_some(), inc.from_string.is_some(), inc.from_year_month_day_partitions]
-                .iter()
-                .filter(|b| **b)
-                .count();
+            let set = [
+                inc.column.is_some(),
+                inc.from_milliseconds.is_some(),
+                inc.from_string.is_some(),
+                inc.from_year_month_day_partitions,
+            ]
+            .iter()
+            .filter(|b| **b)
+            .count();
             if set != 1 {
                 issues.push(
                     format!("{path}.incremental_strategy"),
@@ -60,7 +71,10 @@ pub fn validate(spec: &FeatureSetPipelineSpec) -> SpecIssues {
                 );
             }
             if inc.mask.is_some() && inc.from_string.is_none() {
-                issues.push(format!("{path}.incremental_strategy.mask"), "`mask` goes with `from_string`");
+                issues.push(
+                    format!("{path}.incremental_strategy.mask"),
+                    "`mask` goes with `from_string`",
+                );
             }
         }
     }
@@ -97,17 +111,26 @@ pub fn validate(spec: &FeatureSetPipelineSpec) -> SpecIssues {
         if f.dtype.is_none() && !matches!(f.transformation, Some(TransformSpec::SparkFunction(_))) {
             issues.push(
                 format!("{path}.dtype"),
-                format!("feature `{}` needs a dtype (only function transforms take the type of each function)", f.name),
+                format!(
+                    "feature `{}` needs a dtype (only function transforms take the type of each function)",
+                    f.name
+                ),
             );
         }
         check_feature(f, &path, &mut seen, &mut issues);
     }
     let ts = &fs.timestamp;
-    if !matches!(ts.dtype, crate::FeatureDataType::Timestamp | crate::FeatureDataType::TimestampNtz) {
+    if !matches!(
+        ts.dtype,
+        crate::FeatureDataType::Timestamp | crate::FeatureDataType::TimestampNtz
+    ) {
         issues.push("feature_set.timestamp.dtype", "must be `timestamp` or `timestamp_ntz`");
     }
     if ts.from_ms && ts.mask.is_some() {
-        issues.push("feature_set.timestamp.mask", "`mask` parses strings; it cannot be used with `from_ms`");
+        issues.push(
+            "feature_set.timestamp.mask",
+            "`mask` parses strings; it cannot be used with `from_ms`",
+        );
     }
 
     if spec.writers.is_empty() {
@@ -141,12 +164,18 @@ fn check_feature(f: &FeatureSpec, path: &str, seen: &mut HashMap<String, String>
                 );
             }
             if e.expression.trim().is_empty() {
-                issues.push(format!("{path}.transformation.expression"), "expression must not be empty");
+                issues.push(
+                    format!("{path}.transformation.expression"),
+                    "expression must not be empty",
+                );
             }
         }
         Some(TransformSpec::SparkFunction(t)) => {
             if t.functions.is_empty() {
-                issues.push(format!("{path}.transformation.functions"), "at least one function is required");
+                issues.push(
+                    format!("{path}.transformation.functions"),
+                    "at least one function is required",
+                );
             }
             for (j, func) in t.functions.iter().enumerate() {
                 if !is_identifier(&func.function) {
@@ -164,10 +193,16 @@ fn check_feature(f: &FeatureSpec, path: &str, seen: &mut HashMap<String, String>
                     );
                 }
                 if w.definitions.is_empty() {
-                    issues.push(format!("{path}.transformation.window.definitions"), "at least one window is required");
+                    issues.push(
+                        format!("{path}.transformation.window.definitions"),
+                        "at least one window is required",
+                    );
                 }
                 if w.partition_by.to_vec().is_empty() {
-                    issues.push(format!("{path}.transformation.window.partition_by"), "at least one column is required");
+                    issues.push(
+                        format!("{path}.transformation.window.partition_by"),
+                        "at least one column is required",
+                    );
                 }
                 for (j, d) in w.definitions.iter().enumerate() {
                     if let Err(e) = WindowDefinition::parse(d, w.mode) {
@@ -180,7 +215,10 @@ fn check_feature(f: &FeatureSpec, path: &str, seen: &mut HashMap<String, String>
     }
     for col in feature_output_columns(f) {
         if let Some(first) = seen.insert(col.clone(), path.to_string()) {
-            issues.push(format!("{path}.name"), format!("output column `{col}` is already produced by {first}"));
+            issues.push(
+                format!("{path}.name"),
+                format!("output column `{col}` is already produced by {first}"),
+            );
         }
     }
 }

@@ -57,7 +57,9 @@ impl WindowDefinition {
     pub fn parse(definition: &str, mode: WindowMode) -> Result<Self, String> {
         let mut parts = definition.split_whitespace();
         let (Some(n), Some(unit), None) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(format!("window `{definition}` must be `<number> <unit>`, e.g. `7 days`"));
+            return Err(format!(
+                "window `{definition}` must be `<number> <unit>`, e.g. `7 days`"
+            ));
         };
         let size: i64 = n
             .parse()
@@ -79,7 +81,12 @@ impl WindowDefinition {
                 ));
             }
         }
-        Ok(Self { definition: definition.to_string(), size, unit: unit.to_string(), mode })
+        Ok(Self {
+            definition: definition.to_string(),
+            size,
+            unit: unit.to_string(),
+            mode,
+        })
     }
 
     /// Length in seconds (time units only).
@@ -119,9 +126,21 @@ mod tests {
 
     #[test]
     fn rejects_bad_definitions() {
-        assert!(WindowDefinition::parse("7 daily", WindowMode::FixedWindows).unwrap_err().contains("unknown unit"));
-        assert!(WindowDefinition::parse("-2 weeks", WindowMode::FixedWindows).unwrap_err().contains("positive"));
+        assert!(
+            WindowDefinition::parse("7 daily", WindowMode::FixedWindows)
+                .unwrap_err()
+                .contains("unknown unit")
+        );
+        assert!(
+            WindowDefinition::parse("-2 weeks", WindowMode::FixedWindows)
+                .unwrap_err()
+                .contains("positive")
+        );
         assert!(WindowDefinition::parse("1.5 days", WindowMode::FixedWindows).is_err());
-        assert!(WindowDefinition::parse("1 year", WindowMode::FixedWindows).unwrap_err().contains("no fixed length"));
+        assert!(
+            WindowDefinition::parse("1 year", WindowMode::FixedWindows)
+                .unwrap_err()
+                .contains("no fixed length")
+        );
     }
 }

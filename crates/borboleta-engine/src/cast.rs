@@ -72,7 +72,10 @@ impl ScalarUDFImpl for SparkCast {
 
 /// Casts an array with Spark's non-ANSI rules (bad values become null).
 pub fn spark_cast_array(input: &ArrayRef, target: &DataType) -> DfResult<ArrayRef> {
-    let safe = CastOptions { safe: true, ..Default::default() };
+    let safe = CastOptions {
+        safe: true,
+        ..Default::default()
+    };
     let from = input.data_type();
     if from == target {
         return Ok(Arc::clone(input));
@@ -95,10 +98,12 @@ pub fn spark_cast_array(input: &ArrayRef, target: &DataType) -> DfResult<ArrayRe
         let secs = secs.as_primitive::<Float64Type>();
         let micros: TimestampMicrosecondArray = secs
             .iter()
-            .map(|v| v.and_then(|s| {
-                let m = (s * 1e6).round();
-                (m.is_finite() && m.abs() < 9.2e18).then_some(m as i64)
-            }))
+            .map(|v| {
+                v.and_then(|s| {
+                    let m = (s * 1e6).round();
+                    (m.is_finite() && m.abs() < 9.2e18).then_some(m as i64)
+                })
+            })
             .collect();
         let tz = match target {
             DataType::Timestamp(_, tz) => tz.clone(),
@@ -134,7 +139,9 @@ struct ParseTimestamp {
 
 impl PartialEq for ParseTimestamp {
     fn eq(&self, other: &Self) -> bool {
-        self.java_mask == other.java_mask && self.target == other.target && Arc::ptr_eq(&self.counter.0, &other.counter.0)
+        self.java_mask == other.java_mask
+            && self.target == other.target
+            && Arc::ptr_eq(&self.counter.0, &other.counter.0)
     }
 }
 impl Eq for ParseTimestamp {}
@@ -158,8 +165,10 @@ impl ScalarUDFImpl for ParseTimestamp {
         let input = args.args[0].to_array(args.number_rows)?;
         let strings = cast_with_options(&input, &DataType::Utf8, &CastOptions::default())?;
         let strings = strings.as_string::<i32>();
-        let parsed: TimestampMicrosecondArray =
-            strings.iter().map(|s| s.and_then(|s| parse_with_format(s, &self.chrono_format))).collect();
+        let parsed: TimestampMicrosecondArray = strings
+            .iter()
+            .map(|s| s.and_then(|s| parse_with_format(s, &self.chrono_format)))
+            .collect();
         let tz = match &self.target {
             DataType::Timestamp(_, tz) => tz.clone(),
             _ => None,
@@ -267,9 +276,18 @@ mod tests {
     #[test]
     fn java_masks_translate() {
         assert_eq!(java_to_chrono("yyyy-MM-dd HH:mm:ss"), "%Y-%m-%d %H:%M:%S");
-        assert_eq!(java_to_chrono("yyyy-MM-dd'T'HH:mm:ss.SSSXXX"), "%Y-%m-%dT%H:%M:%S.%3f%:z");
-        assert_eq!(parse_with_format("2020-02-07T00:00:00", &java_to_chrono("yyyy-MM-dd")), Some(1_581_033_600_000_000));
-        assert_eq!(parse_with_format("07/02/2020 10:00", &java_to_chrono("dd/MM/yyyy HH:mm")), Some(1_581_069_600_000_000));
+        assert_eq!(
+            java_to_chrono("yyyy-MM-dd'T'HH:mm:ss.SSSXXX"),
+            "%Y-%m-%dT%H:%M:%S.%3f%:z"
+        );
+        assert_eq!(
+            parse_with_format("2020-02-07T00:00:00", &java_to_chrono("yyyy-MM-dd")),
+            Some(1_581_033_600_000_000)
+        );
+        assert_eq!(
+            parse_with_format("07/02/2020 10:00", &java_to_chrono("dd/MM/yyyy HH:mm")),
+            Some(1_581_069_600_000_000)
+        );
         assert_eq!(parse_with_format("garbage", "%Y-%m-%d"), None);
     }
 
@@ -280,6 +298,9 @@ mod tests {
         assert_eq!(out.null_count(), 2);
         let secs: ArrayRef = Arc::new(Int64Array::from(vec![1_581_542_311]));
         let ts = spark_cast_array(&secs, &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))).unwrap();
-        assert_eq!(ts.as_primitive::<TimestampMicrosecondType>().value(0), 1_581_542_311_000_000);
+        assert_eq!(
+            ts.as_primitive::<TimestampMicrosecondType>().value(0),
+            1_581_542_311_000_000
+        );
     }
 }

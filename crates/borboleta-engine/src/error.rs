@@ -40,7 +40,11 @@ impl Error {
     }
     /// An external-system error.
     pub fn external(system: &'static str, retryable: bool, message: impl std::fmt::Display) -> Self {
-        Error::External { system, retryable, message: message.to_string() }
+        Error::External {
+            system,
+            retryable,
+            message: message.to_string(),
+        }
     }
     /// Whether the user must fix the spec or the arguments (CLI exit code 2).
     pub fn is_spec_error(&self) -> bool {

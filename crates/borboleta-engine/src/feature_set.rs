@@ -26,14 +26,37 @@ const ORDER_SECONDS: &str = "__borboleta_ts_seconds";
 
 /// Aggregate functions allowed over windows: DataFusion slides each of them (tested one by one).
 pub const WINDOW_FUNCTIONS: &[&str] = &[
-    "avg", "mean", "sum", "count", "min", "max", "stddev_pop", "stddev", "stddev_samp", "var_pop", "var_samp",
-    "variance", "bool_and", "bool_or",
+    "avg",
+    "mean",
+    "sum",
+    "count",
+    "min",
+    "max",
+    "stddev_pop",
+    "stddev",
+    "stddev_samp",
+    "var_pop",
+    "var_samp",
+    "variance",
+    "bool_and",
+    "bool_or",
 ];
 
 /// Aggregate functions DataFusion cannot slide: rejected by name at plan time.
 const NOT_SLIDABLE: &[&str] = &[
-    "collect_set", "collect_list", "array_agg", "median", "percentile_approx", "approx_percentile_cont",
-    "approx_distinct", "approx_count_distinct", "first", "last", "first_value", "last_value", "string_agg",
+    "collect_set",
+    "collect_list",
+    "array_agg",
+    "median",
+    "percentile_approx",
+    "approx_percentile_cont",
+    "approx_distinct",
+    "approx_count_distinct",
+    "first",
+    "last",
+    "first_value",
+    "last_value",
+    "string_agg",
 ];
 
 /// DataFusion's own aggregates (they slide; the Spark overrides in the session may not).
@@ -136,11 +159,15 @@ fn apply_feature(
                 Some(t) => spark_cast(e, t.to_arrow(), counter),
                 None => e,
             };
-            df.clone().with_column(&f.name, e).map_err(|e| (path.to_string(), e.to_string()))
+            df.clone()
+                .with_column(&f.name, e)
+                .map_err(|e| (path.to_string(), e.to_string()))
         }
         Some(TransformSpec::SqlExpression(s)) => {
             let p = format!("{path}.transformation.expression");
-            let e = df.parse_sql_expr(&s.expression).map_err(|e| (p.clone(), clean_df_error(&e)))?;
+            let e = df
+                .parse_sql_expr(&s.expression)
+                .map_err(|e| (p.clone(), clean_df_error(&e)))?;
             e.get_type(df.schema()).map_err(|e| (p.clone(), clean_df_error(&e)))?;
             let e = match f.dtype {
                 Some(t) => spark_cast(e, t.to_arrow(), counter),
@@ -161,14 +188,21 @@ fn apply_feature(
                             let msg = if ctx.udaf(&func.function).is_ok() {
                                 format!("`{}` is an aggregate: it needs a `window`", func.function)
                             } else {
-                                format!("unknown function `{}`{}", func.function, function_hint(ctx, &func.function))
+                                format!(
+                                    "unknown function `{}`{}",
+                                    func.function,
+                                    function_hint(ctx, &func.function)
+                                )
                             };
                             (fpath.clone(), msg)
                         })?;
                         let e = spark_cast(udf.call(vec![input_expr.clone()]), func.dtype.to_arrow(), counter);
                         let name = names.next().unwrap_or_default();
-                        e.get_type(out.schema()).map_err(|e| (fpath.clone(), clean_df_error(&e)))?;
-                        out = out.with_column(&name, e).map_err(|e| (fpath.clone(), clean_df_error(&e)))?;
+                        e.get_type(out.schema())
+                            .map_err(|e| (fpath.clone(), clean_df_error(&e)))?;
+                        out = out
+                            .with_column(&name, e)
+                            .map_err(|e| (fpath.clone(), clean_df_error(&e)))?;
                     }
                     Some(w) => {
                         let fname = func.function.to_ascii_lowercase();
@@ -182,15 +216,18 @@ fn apply_feature(
                                 ),
                             ));
                         }
-                        let udaf = window_udaf(&fname).ok_or_else(|| (fpath.clone(), format!("unknown window function `{fname}`")))?;
+                        let udaf = window_udaf(&fname)
+                            .ok_or_else(|| (fpath.clone(), format!("unknown window function `{fname}`")))?;
                         let partition: Vec<Expr> = w.partition_by.to_vec().iter().map(|c| column(c)).collect();
                         for (k, p) in w.partition_by.to_vec().iter().enumerate() {
                             check_column(&out, p)
                                 .map_err(|m| (format!("{path}.transformation.window.partition_by[{k}]"), m))?;
                         }
                         for d in &w.definitions {
-                            let def = WindowDefinition::parse(d, w.mode)
-                                .map_err(|m| (format!("{path}.transformation.window.definitions"), m))?;
+                            // An invalid definition is reported by the static validation.
+                            let Ok(def) = WindowDefinition::parse(d, w.mode) else {
+                                continue;
+                            };
                             let (order, frame) = window_order_and_frame(&def, w.order_by.as_deref());
                             check_column(&out, order.expr.schema_name().to_string().as_str()).ok();
                             let e = Expr::from(WindowFunction::new(udaf.clone(), vec![input_expr.clone()]))
@@ -201,7 +238,9 @@ fn apply_feature(
                                 .map_err(|e| (fpath.clone(), e.to_string()))?;
                             let e = spark_cast(e, func.dtype.to_arrow(), counter);
                             let name = names.next().unwrap_or_default();
-                            out = out.with_column(&name, e).map_err(|e| (fpath.clone(), clean_df_error(&e)))?;
+                            out = out
+                                .with_column(&name, e)
+                                .map_err(|e| (fpath.clone(), clean_df_error(&e)))?;
                         }
                     }
                 }
@@ -220,7 +259,11 @@ fn apply_feature(
 }
 
 fn field_path(path: &str, f: &FeatureSpec) -> String {
-    if f.from_column.is_some() { format!("{path}.from_column") } else { format!("{path}.name") }
+    if f.from_column.is_some() {
+        format!("{path}.from_column")
+    } else {
+        format!("{path}.name")
+    }
 }
 
 fn window_order_and_frame(def: &WindowDefinition, order_by: Option<&str>) -> (SortExpr, WindowFrame) {
@@ -251,7 +294,11 @@ fn check_column(df: &DataFrame, name: &str) -> std::result::Result<Expr, String>
     if fields.iter().any(|f| f == name) {
         return Ok(column(name));
     }
-    let visible: Vec<&str> = fields.iter().map(String::as_str).filter(|f| !f.starts_with("__borboleta")).collect();
+    let visible: Vec<&str> = fields
+        .iter()
+        .map(String::as_str)
+        .filter(|f| !f.starts_with("__borboleta"))
+        .collect();
     Err(format!(
         "column `{name}` not found{}; available: {}",
         borboleta_core::error::hint(name, visible.iter().copied()),
@@ -275,7 +322,11 @@ pub fn clean_df_error(e: &datafusion::error::DataFusionError) -> String {
 }
 
 /// The output `timestamp` column, from `from_column` (or `timestamp`) as Butterfree converts it.
-fn apply_timestamp(df: DataFrame, ts: &TimestampFeatureSpec, counter: &NullCounter) -> std::result::Result<DataFrame, String> {
+fn apply_timestamp(
+    df: DataFrame,
+    ts: &TimestampFeatureSpec,
+    counter: &NullCounter,
+) -> std::result::Result<DataFrame, String> {
     let source = ts.from_column.as_deref().unwrap_or(TIMESTAMP_COLUMN);
     let e = check_column(&df, source)?;
     let input_type = e.get_type(df.schema()).map_err(|e| e.to_string())?;
@@ -296,19 +347,29 @@ pub fn to_timestamp_expr(
     Ok(match input_type {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => match mask {
             Some(m) => parse_timestamp(e, m, target.clone(), counter),
-            None if from_ms => spark_cast(spark_cast(e, DataType::Float64, counter) / lit(1000.0), target.clone(), counter),
+            None if from_ms => spark_cast(
+                spark_cast(e, DataType::Float64, counter) / lit(1000.0),
+                target.clone(),
+                counter,
+            ),
             None => spark_cast(e, target.clone(), counter),
         },
         t if t.is_numeric() => {
             if from_ms {
-                spark_cast(spark_cast(e, DataType::Float64, counter) / lit(1000.0), target.clone(), counter)
+                spark_cast(
+                    spark_cast(e, DataType::Float64, counter) / lit(1000.0),
+                    target.clone(),
+                    counter,
+                )
             } else {
                 spark_cast(e, target.clone(), counter)
             }
         }
         DataType::Timestamp(..) | DataType::Date32 | DataType::Date64 => {
             if from_ms || mask.is_some() {
-                return Err(format!("`from_ms` and `mask` apply to numbers and strings; the column is already {input_type}"));
+                return Err(format!(
+                    "`from_ms` and `mask` apply to numbers and strings; the column is already {input_type}"
+                ));
             }
             spark_cast(e, target.clone(), counter)
         }
@@ -335,14 +396,20 @@ fn deduplicate(df: DataFrame, keys: &[String], features: &[String]) -> Result<Da
     }
     let mut df = df.with_column(
         "__borboleta_rn",
-        row_number().partition_by(partition.clone()).order_by(order.clone()).build()?,
+        row_number()
+            .partition_by(partition.clone())
+            .order_by(order.clone())
+            .build()?,
     )?;
     let mut changed: Option<Expr> = None;
     for (i, f) in features.iter().enumerate() {
         let prev = format!("__borboleta_prev_{i}");
         df = df.with_column(
             &prev,
-            lag(column(f), Some(1), None).partition_by(partition.clone()).order_by(order.clone()).build()?,
+            lag(column(f), Some(1), None)
+                .partition_by(partition.clone())
+                .order_by(order.clone())
+                .build()?,
         )?;
         let diff = Expr::BinaryExpr(datafusion::logical_expr::BinaryExpr::new(
             Box::new(column(f)),
@@ -368,7 +435,12 @@ fn date_filter(df: DataFrame, ts_type: FeatureDataType, opts: &FeatureSetOptions
         FeatureDataType::TimestampNtz => None,
         _ => Some("UTC".into()),
     };
-    let micros = |d: NaiveDate| lit(ScalarValue::TimestampMicrosecond(Some(borboleta_core::time::date_start_micros(d)), tz.clone()));
+    let micros = |d: NaiveDate| {
+        lit(ScalarValue::TimestampMicrosecond(
+            Some(borboleta_core::time::date_start_micros(d)),
+            tz.clone(),
+        ))
+    };
     let mut df = df;
     if let Some(s) = opts.start_date {
         df = df.filter(column(TIMESTAMP_COLUMN).gt_eq(micros(s)))?;
@@ -382,3 +454,99 @@ fn date_filter(df: DataFrame, ts_type: FeatureDataType, opts: &FeatureSetOptions
 
 /// The timestamp unit used everywhere.
 pub const TIMESTAMP_UNIT: TimeUnit = TimeUnit::Microsecond;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use borboleta_core::{FunctionWindowSpec, OneOrMany};
+
+    async fn source(ctx: &SessionContext) -> DataFrame {
+        ctx.sql(
+            "select * from (values (1, timestamp '2024-01-01 00:00:00', 1.0, true), \
+             (1, timestamp '2024-01-01 00:00:30', 2.0, false), (1, timestamp '2024-01-01 00:02:00', 4.0, true), \
+             (2, timestamp '2024-01-01 00:00:00', 8.0, true)) as t(id, timestamp, x, b)",
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Every function documented as allowed over windows really slides, in both modes.
+    #[tokio::test]
+    async fn every_window_function_slides() {
+        let ctx = crate::session::new_session();
+        for f in WINDOW_FUNCTIONS {
+            for mode in [WindowMode::FixedWindows, WindowMode::RowWindows] {
+                let input = if f.starts_with("bool") { "b" } else { "x" };
+                let dtype = if f.starts_with("bool") {
+                    FeatureDataType::Boolean
+                } else {
+                    FeatureDataType::Double
+                };
+                let def = if mode == WindowMode::FixedWindows {
+                    "1 minute"
+                } else {
+                    "2 events"
+                };
+                let window = FunctionWindowSpec {
+                    partition_by: OneOrMany::One("id".into()),
+                    order_by: None,
+                    mode,
+                    definitions: vec![def.into()],
+                };
+                let mut fs = FeatureSetSpec::new("fs", "e")
+                    .with_key(FeatureSpec::new("id").dtype(FeatureDataType::Bigint))
+                    .with_feature(FeatureSpec::new(input).functions(&[(f, dtype)], Some(window)));
+                fs.deduplicate_rows = false;
+                let df = plan_feature_set(
+                    &ctx,
+                    source(&ctx).await,
+                    &fs,
+                    &FeatureSetOptions::default(),
+                    &NullCounter::default(),
+                )
+                .unwrap_or_else(|e| panic!("{f} {mode:?}: {e}"));
+                let rows: usize = df
+                    .collect()
+                    .await
+                    .unwrap_or_else(|e| panic!("{f} {mode:?}: {e}"))
+                    .iter()
+                    .map(|b| b.num_rows())
+                    .sum();
+                assert_eq!(rows, 4, "{f} {mode:?}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn unslidable_and_unknown_functions_are_spec_errors() {
+        let ctx = crate::session::new_session();
+        let window = FunctionWindowSpec {
+            partition_by: OneOrMany::One("id".into()),
+            order_by: None,
+            mode: WindowMode::FixedWindows,
+            definitions: vec!["1 day".into()],
+        };
+        let fs = FeatureSetSpec::new("fs", "e")
+            .with_key(FeatureSpec::new("id").dtype(FeatureDataType::Bigint))
+            .with_feature(
+                FeatureSpec::new("x").functions(&[("collect_set", FeatureDataType::ArrayFloat)], Some(window)),
+            )
+            .with_feature(FeatureSpec::new("x").functions(&[("avg", FeatureDataType::Double)], None))
+            .with_feature(FeatureSpec::new("x").functions(&[("coss", FeatureDataType::Double)], None));
+        let err = plan_feature_set(
+            &ctx,
+            source(&ctx).await,
+            &fs,
+            &FeatureSetOptions::default(),
+            &NullCounter::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("`collect_set` cannot be computed over a sliding window"),
+            "{err}"
+        );
+        assert!(err.contains("`avg` is an aggregate: it needs a `window`"), "{err}");
+        assert!(err.contains("unknown function `coss` (did you mean `cos`?)"), "{err}");
+    }
+}

@@ -60,11 +60,16 @@ impl LatestPerKey {
     /// `max_event_micros` are rejected.
     pub fn new(schema: SchemaRef, keys: &[String], timestamp: &str, max_event_micros: Option<i64>) -> Result<Self> {
         let idx = |c: &str| {
-            schema.index_of(c).map_err(|_| Error::Internal(format!("column `{c}` missing from the feature rows")))
+            schema
+                .index_of(c)
+                .map_err(|_| Error::Internal(format!("column `{c}` missing from the feature rows")))
         };
         let key_idx = keys.iter().map(|k| idx(k)).collect::<Result<Vec<_>>>()?;
         let ts_idx = idx(timestamp)?;
-        let fields = key_idx.iter().map(|i| SortField::new(schema.field(*i).data_type().clone())).collect();
+        let fields = key_idx
+            .iter()
+            .map(|i| SortField::new(schema.field(*i).data_type().clone()))
+            .collect();
         Ok(Self {
             converter: RowConverter::new(fields)?,
             schema,
@@ -85,7 +90,10 @@ impl LatestPerKey {
         }
         let cols: Vec<_> = self.key_idx.iter().map(|i| Arc::clone(batch.column(*i))).collect();
         let rows = self.converter.convert_columns(&cols)?;
-        let ts = cast(batch.column(self.ts_idx), &DataType::Timestamp(TimeUnit::Microsecond, None))?;
+        let ts = cast(
+            batch.column(self.ts_idx),
+            &DataType::Timestamp(TimeUnit::Microsecond, None),
+        )?;
         let ts = cast(&ts, &DataType::Int64)?;
         let ts = ts.as_primitive::<Int64Type>();
         let b = self.batches.len();
@@ -101,7 +109,12 @@ impl LatestPerKey {
                 self.rejected.future_timestamp += 1;
                 continue;
             }
-            let cand = Candidate { batch: b, row, ms: micros.div_euclid(1000), hash: None };
+            let cand = Candidate {
+                batch: b,
+                row,
+                ms: micros.div_euclid(1000),
+                hash: None,
+            };
             let key = rows.row(row);
             match self.best.get_mut(&key.owned()) {
                 None => {
@@ -119,7 +132,10 @@ impl LatestPerKey {
                         let new_hash = row_hash(&self.batches[b], row)?;
                         let rank = |h: u64| (write_timestamp(cand.ms * 1000, h), h);
                         if rank(new_hash) > rank(cur_hash) {
-                            *cur = Candidate { hash: Some(new_hash), ..cand };
+                            *cur = Candidate {
+                                hash: Some(new_hash),
+                                ..cand
+                            };
                         }
                     }
                 }
@@ -170,12 +186,22 @@ impl LatestPerKey {
     pub fn finish(self) -> Result<LatestRows> {
         let batch = self.winners()?;
         let json_rows = batch_to_json_rows(&batch)?;
-        let ts = cast(batch.column(self.ts_idx), &DataType::Timestamp(TimeUnit::Microsecond, None))?;
+        let ts = cast(
+            batch.column(self.ts_idx),
+            &DataType::Timestamp(TimeUnit::Microsecond, None),
+        )?;
         let ts = cast(&ts, &DataType::Int64)?;
         let ts = ts.as_primitive::<Int64Type>();
-        let write_timestamps =
-            json_rows.iter().enumerate().map(|(i, j)| write_timestamp(ts.value(i), stable_hash(j.as_bytes()))).collect();
-        Ok(LatestRows { batch, write_timestamps, json_rows })
+        let write_timestamps = json_rows
+            .iter()
+            .enumerate()
+            .map(|(i, j)| write_timestamp(ts.value(i), stable_hash(j.as_bytes())))
+            .collect();
+        Ok(LatestRows {
+            batch,
+            write_timestamps,
+            json_rows,
+        })
     }
 }
 
@@ -206,7 +232,11 @@ mod tests {
     fn batch(ids: &[i64], ts: &[Option<i64>], v: &[i64]) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![
             Field::new("id", DataType::Int64, true),
-            Field::new("timestamp", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+            Field::new(
+                "timestamp",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
             Field::new("v", DataType::Int64, true),
         ]));
         RecordBatch::try_new(

@@ -23,7 +23,10 @@ pub struct MemoryTable {
 impl MemoryTable {
     /// An empty table.
     pub fn new(schema: SchemaRef) -> Self {
-        Self { schema, snapshot: RwLock::new(Arc::new(Vec::new())) }
+        Self {
+            schema,
+            snapshot: RwLock::new(Arc::new(Vec::new())),
+        }
     }
     /// Replaces the content.
     pub fn publish(&self, batches: Vec<RecordBatch>) {

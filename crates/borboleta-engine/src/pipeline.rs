@@ -45,7 +45,10 @@ pub struct RunOptions {
 
 impl std::fmt::Debug for RunOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunOptions").field("start_date", &self.start_date).field("end_date", &self.end_date).finish()
+        f.debug_struct("RunOptions")
+            .field("start_date", &self.start_date)
+            .field("end_date", &self.end_date)
+            .finish()
     }
 }
 
@@ -88,7 +91,11 @@ impl std::fmt::Display for RunSummary {
             }
             writeln!(f)?;
         }
-        let stages: Vec<String> = self.stages.iter().map(|(s, d)| format!("{s} {:.3}s", d.as_secs_f64())).collect();
+        let stages: Vec<String> = self
+            .stages
+            .iter()
+            .map(|(s, d)| format!("{s} {:.3}s", d.as_secs_f64()))
+            .collect();
         write!(f, "time: {}", stages.join(", "))
     }
 }
@@ -120,7 +127,7 @@ impl FeatureSetPipeline {
         writers: Vec<Arc<dyn Writer>>,
     ) -> Result<Self> {
         let ctx = crate::session::new_session();
-        let mut issues = SpecIssues::default();
+        let mut issues = borboleta_core::validate::validate(&spec);
         let mut providers = Vec::new();
         for (i, reader) in readers.iter().enumerate() {
             match reader.table_provider(&ctx).await {
@@ -136,13 +143,29 @@ impl FeatureSetPipeline {
                 Err(e) => issues.push(format!("readers[{i}]"), e.to_string()),
             }
         }
+        if providers.len() < readers.len() {
+            return Err(Error::Spec(issues));
+        }
+        let schema_probe = Self {
+            spec: Arc::new(spec),
+            ctx,
+            providers,
+            writers,
+            wctx: WriteContext {
+                feature_set: Arc::new(borboleta_core::FeatureSetSpec::new("", "")),
+                schema: Arc::new(arrow::datatypes::Schema::empty()),
+                keys: vec![],
+            },
+        };
+        let df = match schema_probe.plan(&FeatureSetOptions::default()).await {
+            Ok((df, _)) => df,
+            Err(Error::Spec(s)) => {
+                issues.0.extend(s.0);
+                return Err(Error::Spec(dedup(issues)));
+            }
+            Err(e) => return Err(e),
+        };
         issues.into_result().map_err(Error::from)?;
-        let schema_probe = Self { spec: Arc::new(spec), ctx, providers, writers, wctx: WriteContext {
-            feature_set: Arc::new(borboleta_core::FeatureSetSpec::new("", "")),
-            schema: Arc::new(arrow::datatypes::Schema::empty()),
-            keys: vec![],
-        }};
-        let (df, _) = schema_probe.plan(&FeatureSetOptions::default()).await?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let mut p = schema_probe;
         p.wctx = WriteContext {
@@ -173,7 +196,10 @@ impl FeatureSetPipeline {
 
     /// Runs a SQL query in the pipeline's session (debug tables included).
     pub async fn sql(&self, query: &str) -> Result<DataFrame> {
-        self.ctx.sql(query).await.map_err(|e| Error::spec("--sql", clean_df_error(&e)))
+        self.ctx
+            .sql(query)
+            .await
+            .map_err(|e| Error::spec("--sql", clean_df_error(&e)))
     }
 
     /// Names of the debug tables of this pipeline.
@@ -201,7 +227,10 @@ impl FeatureSetPipeline {
             if !reader.columns().is_empty() {
                 let mut exprs = Vec::new();
                 for (j, c) in reader.columns().iter().enumerate() {
-                    match df.parse_sql_expr(&c.expression).and_then(|e| e.get_type(df.schema()).map(|_| e)) {
+                    match df
+                        .parse_sql_expr(&c.expression)
+                        .and_then(|e| e.get_type(df.schema()).map(|_| e))
+                    {
                         Ok(e) => exprs.push(e.alias(&c.alias)),
                         Err(e) => issues.push(format!("{path}.columns[{j}].expression"), clean_df_error(&e)),
                     }
@@ -233,14 +262,24 @@ impl FeatureSetPipeline {
 
     /// The logical and physical plans, as text (no secrets: plans hold no credentials).
     pub async fn explain(&self, opts: &RunOptions) -> Result<String> {
-        let (df, _) = self.plan(&FeatureSetOptions { start_date: opts.start_date, end_date: opts.end_date }).await?;
+        let (df, _) = self
+            .plan(&FeatureSetOptions {
+                start_date: opts.start_date,
+                end_date: opts.end_date,
+            })
+            .await?;
         let batches = df.explain(false, false)?.collect().await?;
         Ok(arrow::util::pretty::pretty_format_batches(&batches)?.to_string())
     }
 
     /// Butterfree's `run_for_date`: `run` with start and end on the same date.
     pub async fn run_for_date(&self, date: NaiveDate) -> Result<RunSummary> {
-        self.run(RunOptions { start_date: Some(date), end_date: Some(date), progress: None }).await
+        self.run(RunOptions {
+            start_date: Some(date),
+            end_date: Some(date),
+            progress: None,
+        })
+        .await
     }
 
     /// Runs the pipeline once over the dates of `opts` (inclusive, UTC).
@@ -248,18 +287,30 @@ impl FeatureSetPipeline {
         if let (Some(s), Some(e)) = (opts.start_date, opts.end_date)
             && s > e
         {
-            return Err(Error::spec("--start-date", format!("start date {s} is after end date {e}")));
+            return Err(Error::spec(
+                "--start-date",
+                format!("start date {s} is after end date {e}"),
+            ));
         }
         let mut summary = RunSummary::default();
         let t0 = Instant::now();
-        let (df, counter) = self.plan(&FeatureSetOptions { start_date: opts.start_date, end_date: opts.end_date }).await?;
+        let (df, counter) = self
+            .plan(&FeatureSetOptions {
+                start_date: opts.start_date,
+                end_date: opts.end_date,
+            })
+            .await?;
         let plan = df.create_physical_plan().await?;
         summary.stages.push(("plan".into(), t0.elapsed()));
 
         let t1 = Instant::now();
         let mut stream = execute_stream(Arc::clone(&plan), self.ctx.task_ctx())?;
-        let key_idx: Vec<usize> =
-            self.wctx.keys.iter().map(|k| self.wctx.schema.index_of(k)).collect::<std::result::Result<_, _>>()?;
+        let key_idx: Vec<usize> = self
+            .wctx
+            .keys
+            .iter()
+            .map(|k| self.wctx.schema.index_of(k))
+            .collect::<std::result::Result<_, _>>()?;
         let mut sessions: Option<Vec<Box<dyn WriterSession>>> = None;
         while let Some(batch) = stream.next().await {
             let batch = batch?;
@@ -307,6 +358,19 @@ impl FeatureSetPipeline {
     }
 }
 
+fn dedup(issues: SpecIssues) -> SpecIssues {
+    let mut out: Vec<borboleta_core::SpecIssue> = Vec::new();
+    for i in issues.0 {
+        if !out
+            .iter()
+            .any(|o| o.message == i.message && (o.path.starts_with(&i.path) || i.path.starts_with(&o.path)))
+        {
+            out.push(i);
+        }
+    }
+    SpecIssues(out)
+}
+
 fn drop_null_keys(batch: RecordBatch, key_idx: &[usize], dropped: &mut u64) -> Result<RecordBatch> {
     if key_idx.iter().all(|i| batch.column(*i).null_count() == 0) {
         return Ok(batch);
@@ -349,7 +413,12 @@ fn incremental_filter(
     };
     let t = expr.get_type(df.schema()).map_err(|e| clean_df_error(&e))?;
     let ts = to_timestamp_expr(expr, &t, from_ms, mask, &target, counter)?;
-    let at = |d: NaiveDate| lit(ScalarValue::TimestampMicrosecond(Some(borboleta_core::time::date_start_micros(d)), Some("UTC".into())));
+    let at = |d: NaiveDate| {
+        lit(ScalarValue::TimestampMicrosecond(
+            Some(borboleta_core::time::date_start_micros(d)),
+            Some("UTC".into()),
+        ))
+    };
     let mut pred = None;
     if let Some(s) = opts.start_date {
         pred = Some(ts.clone().gt_eq(at(s)));

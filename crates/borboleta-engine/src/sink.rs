@@ -3,7 +3,7 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int32Array, RecordBatch};
+use arrow::array::{Array, ArrayRef, Int32Array, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
@@ -69,7 +69,10 @@ pub fn with_partition_columns(batch: &RecordBatch) -> Result<RecordBatch> {
     let idx = batch.schema().index_of(TIMESTAMP_COLUMN)?;
     let micros = cast(batch.column(idx), &DataType::Timestamp(TimeUnit::Microsecond, None))?;
     let micros = cast(&micros, &DataType::Int64)?;
-    let micros = micros.as_any().downcast_ref::<arrow::array::Int64Array>().ok_or_else(|| Error::Internal("timestamp".into()))?;
+    let micros = micros
+        .as_any()
+        .downcast_ref::<arrow::array::Int64Array>()
+        .ok_or_else(|| Error::Internal("timestamp".into()))?;
     let n = micros.len();
     let (mut y, mut m, mut d) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
     for v in micros.iter() {
@@ -123,7 +126,11 @@ pub struct MemoryWriter {
 impl MemoryWriter {
     /// A memory writer whose table is `table_name`.
     pub fn new(table_name: impl Into<String>, mode: MemoryMode) -> Self {
-        Self { name: table_name.into(), mode, table: std::sync::OnceLock::new() }
+        Self {
+            name: table_name.into(),
+            mode,
+            table: std::sync::OnceLock::new(),
+        }
     }
     /// The table, once prepared.
     pub fn table(&self) -> Option<Arc<MemoryTable>> {
@@ -143,16 +150,31 @@ impl Writer for MemoryWriter {
         };
         let table = Arc::new(MemoryTable::new(schema));
         ctx.register_table(self.name.as_str(), table.clone())?;
-        self.table.set(table).map_err(|_| Error::Internal("memory writer prepared twice".into()))?;
+        self.table
+            .set(table)
+            .map_err(|_| Error::Internal("memory writer prepared twice".into()))?;
         Ok(())
     }
     async fn begin(&self, wctx: &WriteContext) -> Result<Box<dyn WriterSession>> {
-        let table = self.table().ok_or_else(|| Error::Internal("memory writer not prepared".into()))?;
+        let table = self
+            .table()
+            .ok_or_else(|| Error::Internal("memory writer not prepared".into()))?;
         let latest = match self.mode {
-            MemoryMode::LatestPerKey => Some(LatestPerKey::new(Arc::clone(&wctx.schema), &wctx.keys, TIMESTAMP_COLUMN, None)?),
+            MemoryMode::LatestPerKey => Some(LatestPerKey::new(
+                Arc::clone(&wctx.schema),
+                &wctx.keys,
+                TIMESTAMP_COLUMN,
+                None,
+            )?),
             MemoryMode::Historical => None,
         };
-        Ok(Box::new(MemorySession { table, name: self.name.clone(), rows: Vec::new(), latest }))
+        Ok(Box::new(MemorySession {
+            table,
+            name: self.name.clone(),
+            rows: Vec::new(),
+            latest,
+            rejected: Rejected::default(),
+        }))
     }
 }
 
@@ -161,6 +183,7 @@ struct MemorySession {
     name: String,
     rows: Vec<RecordBatch>,
     latest: Option<LatestPerKey>,
+    rejected: Rejected,
 }
 
 #[async_trait]
@@ -169,6 +192,14 @@ impl WriterSession for MemorySession {
         match &mut self.latest {
             Some(l) => l.push(batch),
             None => {
+                // Like the historical writer: a row without a timestamp has no partition.
+                let ts = batch.column(batch.schema().index_of(TIMESTAMP_COLUMN)?);
+                let batch = if ts.null_count() > 0 {
+                    self.rejected.null_timestamp += ts.null_count() as u64;
+                    arrow::compute::filter_record_batch(&batch, &arrow::compute::is_not_null(ts)?)?
+                } else {
+                    batch
+                };
                 self.rows.push(with_partition_columns(&batch)?);
                 Ok(())
             }
@@ -180,10 +211,14 @@ impl WriterSession for MemorySession {
                 let rejected = l.rejected;
                 (vec![l.finish()?.batch], rejected)
             }
-            None => (self.rows, Rejected::default()),
+            None => (self.rows, self.rejected),
         };
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         self.table.publish(batches);
-        Ok(WriteMetrics { rows_written: rows as u64, rejected, detail: format!("table {}", self.name) })
+        Ok(WriteMetrics {
+            rows_written: rows as u64,
+            rejected,
+            detail: format!("table {}", self.name),
+        })
     }
 }

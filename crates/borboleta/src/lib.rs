@@ -21,16 +21,16 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 pub use borboleta_connectors as connectors;
+use borboleta_connectors::{EmbeddedOnlineStore, EmbeddedOnlineWriter, FileReader, HistoricalWriter};
 pub use borboleta_core as core;
+use borboleta_core::naming::{HISTORICAL_DEBUG_PREFIX, ONLINE_DEBUG_PREFIX};
 pub use borboleta_core::{
     FeatureDataType, FeatureSetPipelineSpec, FeatureSetSpec, FeatureSpec, ReaderSpec, SpecIssue, SpecIssues,
     TimestampFeatureSpec, WriterSpec,
 };
+use borboleta_core::{OnlineWriterSpec, resolve_path};
 pub use borboleta_engine as engine;
 pub use borboleta_engine::{Error, FeatureSetPipeline, Result, RunOptions, RunSummary};
-use borboleta_connectors::{EmbeddedOnlineStore, EmbeddedOnlineWriter, FileReader, HistoricalWriter};
-use borboleta_core::naming::{HISTORICAL_DEBUG_PREFIX, ONLINE_DEBUG_PREFIX};
-use borboleta_core::{OnlineWriterSpec, resolve_path};
 use borboleta_engine::{MemoryMode, MemoryWriter, Reader, Writer};
 
 /// How a pipeline is built from its spec.
@@ -69,7 +69,10 @@ pub async fn build_pipeline(spec: FeatureSetPipelineSpec, opts: &PipelineOptions
                         MemoryMode::Historical,
                     )));
                 } else {
-                    writers.push(Arc::new(HistoricalWriter::new(h.clone(), store_root(&spec, h.path.as_deref()))));
+                    writers.push(Arc::new(HistoricalWriter::new(
+                        h.clone(),
+                        store_root(&spec, h.path.as_deref()),
+                    )));
                 }
             }
             WriterSpec::OnlineFeatureStore(o) => {
@@ -124,5 +127,8 @@ pub fn online_store(spec: &FeatureSetPipelineSpec) -> Result<(EmbeddedOnlineStor
     let Some(o) = online else {
         return Err(Error::spec("writers", "the spec has no online_feature_store writer"));
     };
-    Ok((EmbeddedOnlineStore::new(online_store_path(spec, o)), o.table_name(&spec.feature_set)))
+    Ok((
+        EmbeddedOnlineStore::new(online_store_path(spec, o)),
+        o.table_name(&spec.feature_set),
+    ))
 }

@@ -1,0 +1,32 @@
+# Targets mirror CI (.ci/run). Cargo's target dir defaults to ~/.cache/borboleta/target.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/borboleta/target
+
+.PHONY: check test example services-up services-down fmt golden
+
+## fmt + clippy (warnings are errors), as CI runs them
+check:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+## every test: unit tests, golden cases (3 time zones), end-to-end CLI runs
+test:
+	cargo test --workspace --locked
+
+## run the README example on embedded defaults (no services)
+example:
+	cargo run --locked -p borboleta-cli -- run examples/events/pipeline.yaml
+	cargo run --locked -p borboleta-cli -- online get examples/events/pipeline.yaml --key id=3
+
+## rewrite tests/golden/*/expected*.txt (review the diff against the Butterfree semantics)
+golden:
+	UPDATE_GOLDEN=1 cargo test --locked -p borboleta-cli --test it golden
+
+fmt:
+	cargo fmt --all
+
+## real Kafka (127.0.0.1:9092) and Cassandra (127.0.0.1:9042) from Maven Central jars
+services-up:
+	scripts/services up
+
+services-down:
+	scripts/services down

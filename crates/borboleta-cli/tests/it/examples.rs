@@ -1,0 +1,274 @@
+//! End-to-end runs through the CLI on real files: the README example, A19, event-time order.
+
+use std::path::Path;
+use std::process::Command;
+
+use arrow::array::AsArray;
+use arrow::datatypes::{Int32Type, TimestampMicrosecondType};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::common::{borboleta, copy_dir, repo_root, text};
+
+fn run_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_borboleta"));
+    c.args(args).current_dir(dir);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+/// Every parquet file under `dir`, with its `year=/month=/day=` folders.
+fn parquet_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            parquet_files(&p, out);
+        } else if p.extension().is_some_and(|e| e == "parquet") {
+            out.push(p);
+        }
+    }
+}
+
+fn partition_of(p: &Path, table: &Path) -> String {
+    p.parent()
+        .unwrap()
+        .strip_prefix(table)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn readme_example_writes_partitions_and_online_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&repo_root().join("examples/events"), dir.path());
+    let out = borboleta(dir.path(), &["run", "pipeline.yaml"], "America/Sao_Paulo");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary = text(&out.stderr);
+    assert!(summary.contains("feature rows: 300"), "{summary}");
+
+    let input = std::fs::read_to_string(dir.path().join("data/events.jsonl")).unwrap();
+    let events: Vec<serde_json::Value> = input.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let table = dir.path().join("feature_store/historical/user/events_row_features");
+    let mut files = Vec::new();
+    parquet_files(&table, &mut files);
+    let mut partitions: Vec<String> = files.iter().map(|f| partition_of(f, &table)).collect();
+    partitions.sort();
+    partitions.dedup();
+    // events span 2024-01-01..2024-01-14 (UTC): one partition per day, not zero-padded
+    let mut days: Vec<String> = events
+        .iter()
+        .map(|e| {
+            let d = &e["ts"].as_str().unwrap()[..10];
+            let (y, m, dd) = (
+                &d[..4],
+                d[5..7].trim_start_matches('0'),
+                d[8..10].trim_start_matches('0'),
+            );
+            format!("year={y}/month={m}/day={dd}")
+        })
+        .collect();
+    days.sort();
+    days.dedup();
+    assert_eq!(partitions, days);
+    let rows: i64 = files
+        .iter()
+        .map(|f| {
+            let r = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f).unwrap()).unwrap();
+            r.metadata().file_metadata().num_rows()
+        })
+        .sum();
+    assert_eq!(rows as usize, events.len());
+
+    // online get: the latest event of user 3
+    let latest_ts = events
+        .iter()
+        .filter(|e| e["id"] == 3)
+        .map(|e| e["ts"].as_str().unwrap().to_string())
+        .max()
+        .unwrap();
+    let out = borboleta(
+        dir.path(),
+        &["online", "get", "pipeline.yaml", "--key", "id=3", "--output", "jsonl"],
+        "UTC",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let got: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(got["id"], 3);
+    assert_eq!(
+        got["timestamp"]
+            .as_str()
+            .unwrap()
+            .replace('T', " ")
+            .trim_end_matches('Z'),
+        latest_ts
+    );
+
+    // a second run over the same data is idempotent (interval mode)
+    let out = borboleta(dir.path(), &["run", "pipeline.yaml"], "Europe/Berlin");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut files2 = Vec::new();
+    parquet_files(&table, &mut files2);
+    assert_eq!(files2.len(), files.len());
+}
+
+const A19_SPEC: &str = r#"
+readers:
+  - id: id
+    type: file
+    path: input.jsonl
+    format: json
+    schema: {id: integer, ts: timestamp, feature: integer}
+    incremental_strategy: {column: ts}
+source: {query: "select *, ${RUN_ID} as run_id from id"}
+feature_set:
+  name: feature_set_interval
+  entity: entity
+  keys: [{name: id, dtype: integer}]
+  timestamp: {from_column: ts}
+  features: [{name: feature, dtype: integer}, {name: run_id, dtype: integer}]
+writers:
+  - {type: historical_feature_store, interval_mode: true, row_count_validation: false}
+"#;
+
+fn historical_rows(table: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    parquet_files(table, &mut files);
+    let mut rows = Vec::new();
+    for f in files {
+        let part = partition_of(&f, table);
+        for b in ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&f).unwrap())
+            .unwrap()
+            .build()
+            .unwrap()
+        {
+            let b = b.unwrap();
+            let id = b.column_by_name("id").unwrap().as_primitive::<Int32Type>().clone();
+            let ts = b
+                .column_by_name("timestamp")
+                .unwrap()
+                .as_primitive::<TimestampMicrosecondType>()
+                .clone();
+            let feature = b.column_by_name("feature").unwrap().as_primitive::<Int32Type>().clone();
+            let run = b.column_by_name("run_id").unwrap().as_primitive::<Int32Type>().clone();
+            for i in 0..b.num_rows() {
+                let t = chrono::DateTime::from_timestamp_micros(ts.value(i))
+                    .unwrap()
+                    .format("%Y-%m-%d %H:%M:%S");
+                rows.push(format!(
+                    "({}, {t}, {}, {}, {part})",
+                    id.value(i),
+                    feature.value(i),
+                    run.value(i)
+                ));
+            }
+        }
+    }
+    rows.sort();
+    rows
+}
+
+#[test]
+fn a19_interval_runs_replace_only_the_partitions_they_touch() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("spec.yaml"), A19_SPEC).unwrap();
+    std::fs::copy(
+        repo_root().join("tests/golden/a02_date_boundaries/input/d4.jsonl"),
+        dir.path().join("input.jsonl"),
+    )
+    .unwrap();
+    let table = dir.path().join("feature_store/historical/entity/feature_set_interval");
+    let run = |run_id: &str, args: &[&str]| {
+        let mut a = vec!["run", "spec.yaml", "--quiet"];
+        a.extend(args);
+        let out = run_env(dir.path(), &a, &[("RUN_ID", run_id), ("TZ", "America/Sao_Paulo")]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        historical_rows(&table)
+    };
+    let r1 = run("1", &["--start-date", "2016-04-11", "--end-date", "2016-04-13"]);
+    assert_eq!(
+        r1,
+        [
+            "(1, 2016-04-11 11:31:11, 200, 1, year=2016/month=4/day=11)",
+            "(1, 2016-04-12 11:44:12, 300, 1, year=2016/month=4/day=12)",
+            "(1, 2016-04-13 11:46:24, 400, 1, year=2016/month=4/day=13)",
+        ]
+    );
+    let r2 = run("2", &["--date", "2016-04-14"]);
+    assert_eq!(r2.len(), 4);
+    assert_eq!(r2[3], "(1, 2016-04-14 12:03:21, 500, 2, year=2016/month=4/day=14)");
+    let r3 = run("3", &["--date", "2016-04-11"]);
+    assert_eq!(
+        r3,
+        [
+            "(1, 2016-04-11 11:31:11, 200, 3, year=2016/month=4/day=11)",
+            "(1, 2016-04-12 11:44:12, 300, 1, year=2016/month=4/day=12)",
+            "(1, 2016-04-13 11:46:24, 400, 1, year=2016/month=4/day=13)",
+            "(1, 2016-04-14 12:03:21, 500, 2, year=2016/month=4/day=14)",
+        ]
+    );
+    // nothing left behind in staging
+    assert!(
+        std::fs::read_dir(&table)
+            .unwrap()
+            .all(|e| !e.unwrap().file_name().to_string_lossy().starts_with('.'))
+    );
+}
+
+#[test]
+fn embedded_online_store_never_goes_back_in_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = r#"
+readers: [{id: e, type: file, path: "${INPUT}", format: json, schema: {id: bigint, ts: timestamp, v: bigint}}]
+source: {query: select * from e}
+feature_set:
+  name: fs
+  entity: user
+  keys: [{name: id, dtype: bigint}]
+  timestamp: {from_column: ts}
+  features: [{name: v, dtype: bigint}]
+writers: [{type: online_feature_store}]
+"#;
+    std::fs::write(dir.path().join("spec.yaml"), spec).unwrap();
+    std::fs::write(
+        dir.path().join("new.jsonl"),
+        "{\"id\":1,\"ts\":\"2024-05-02 10:00:00\",\"v\":2}\n{\"id\":1,\"ts\":\"2024-05-01 10:00:00\",\"v\":1}\n{\"id\":2,\"ts\":\"2024-05-01 00:00:00\",\"v\":20}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("backfill.jsonl"),
+        "{\"id\":1,\"ts\":\"2024-04-01 10:00:00\",\"v\":-1}\n{\"id\":2,\"ts\":\"2024-05-03 00:00:00\",\"v\":21}\n{\"id\":3,\"ts\":\"2099-01-01 00:00:00\",\"v\":99}\n",
+    )
+    .unwrap();
+    let get = |key: &str| {
+        let out = run_env(
+            dir.path(),
+            &["online", "get", "spec.yaml", "--key", key, "--output", "jsonl"],
+            &[("INPUT", "x")],
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let out = run_env(dir.path(), &["run", "spec.yaml"], &[("INPUT", "new.jsonl")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(get("id=1").contains("\"v\":2"), "latest of the batch wins");
+    // A backfill with an older event for key 1 and a newer one for key 2.
+    let out = run_env(dir.path(), &["run", "spec.yaml"], &[("INPUT", "backfill.jsonl")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary = text(&out.stderr);
+    assert!(summary.contains("1 kept a newer value"), "{summary}");
+    assert!(summary.contains("1 in the future"), "{summary}");
+    assert!(
+        get("id=1").contains("\"v\":2"),
+        "an older event never overwrites a newer one"
+    );
+    assert!(get("id=2").contains("\"v\":21"));
+    assert_eq!(get("id=3").trim(), "", "a far-future event is not written");
+    let bad = run_env(
+        dir.path(),
+        &["online", "get", "spec.yaml", "--key", "nope=1"],
+        &[("INPUT", "x")],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+}
