@@ -38,8 +38,6 @@ pub const WINDOW_FUNCTIONS: &[&str] = &[
     "var_pop",
     "var_samp",
     "variance",
-    "bool_and",
-    "bool_or",
 ];
 
 /// Aggregate functions DataFusion cannot slide: rejected by name at plan time.
@@ -61,7 +59,7 @@ const NOT_SLIDABLE: &[&str] = &[
 
 /// DataFusion's own aggregates (they slide; the Spark overrides in the session may not).
 fn window_udaf(name: &str) -> Option<Arc<datafusion::logical_expr::AggregateUDF>> {
-    use datafusion::functions_aggregate::{average, bool_and_or, count, min_max, stddev, sum, variance};
+    use datafusion::functions_aggregate::{average, count, min_max, stddev, sum, variance};
     Some(match name {
         "avg" | "mean" => average::avg_udaf(),
         "sum" => sum::sum_udaf(),
@@ -72,8 +70,6 @@ fn window_udaf(name: &str) -> Option<Arc<datafusion::logical_expr::AggregateUDF>
         "stddev" | "stddev_samp" => stddev::stddev_udaf(),
         "var_pop" => variance::var_pop_udaf(),
         "var_samp" | "variance" => variance::var_samp_udaf(),
-        "bool_and" => bool_and_or::bool_and_udaf(),
-        "bool_or" => bool_and_or::bool_or_udaf(),
         _ => return None,
     })
 }
