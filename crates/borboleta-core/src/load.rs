@@ -11,15 +11,9 @@ pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 impl FeatureSetPipelineSpec {
     /// Reads, expands and validates a spec file. Relative paths resolve against its folder.
     pub fn from_yaml_file(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        let base = path
-            .parent()
-            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p });
-        Self::from_yaml_str(&text, base, &|k| std::env::var(k).ok())
+        let spec = Self::parse_yaml_file(path)?;
+        crate::validate::validate(&spec).into_result()?;
+        Ok(spec)
     }
 
     /// Reads and expands a spec file without the semantic checks (the engine runs them together

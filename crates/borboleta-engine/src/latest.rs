@@ -90,12 +90,7 @@ impl LatestPerKey {
         }
         let cols: Vec<_> = self.key_idx.iter().map(|i| Arc::clone(batch.column(*i))).collect();
         let rows = self.converter.convert_columns(&cols)?;
-        let ts = cast(
-            batch.column(self.ts_idx),
-            &DataType::Timestamp(TimeUnit::Microsecond, None),
-        )?;
-        let ts = cast(&ts, &DataType::Int64)?;
-        let ts = ts.as_primitive::<Int64Type>();
+        let ts = event_micros(batch.column(self.ts_idx))?;
         let b = self.batches.len();
         self.batches.push(batch);
         self.retained += ts.len();
@@ -186,12 +181,7 @@ impl LatestPerKey {
     pub fn finish(self) -> Result<LatestRows> {
         let batch = self.winners()?;
         let json_rows = batch_to_json_rows(&batch)?;
-        let ts = cast(
-            batch.column(self.ts_idx),
-            &DataType::Timestamp(TimeUnit::Microsecond, None),
-        )?;
-        let ts = cast(&ts, &DataType::Int64)?;
-        let ts = ts.as_primitive::<Int64Type>();
+        let ts = event_micros(batch.column(self.ts_idx))?;
         let write_timestamps = json_rows
             .iter()
             .enumerate()
@@ -203,6 +193,13 @@ impl LatestPerKey {
             json_rows,
         })
     }
+}
+
+/// A timestamp column as microseconds since the epoch (UTC).
+pub fn event_micros(column: &arrow::array::ArrayRef) -> Result<arrow::array::Int64Array> {
+    let ts = cast(column, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
+    let ts = cast(&ts, &DataType::Int64)?;
+    Ok(ts.as_primitive::<Int64Type>().clone())
 }
 
 fn row_hash(batch: &RecordBatch, row: usize) -> Result<u64> {

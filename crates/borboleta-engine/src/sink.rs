@@ -4,8 +4,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, Int32Array, RecordBatch};
-use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use borboleta_core::FeatureSetSpec;
 use borboleta_core::naming::{PARTITION_COLUMNS, TIMESTAMP_COLUMN};
@@ -67,12 +66,7 @@ pub trait WriterSession: Send {
 /// Adds `year`, `month`, `day` (UTC calendar date of `timestamp`) to a batch.
 pub fn with_partition_columns(batch: &RecordBatch) -> Result<RecordBatch> {
     let idx = batch.schema().index_of(TIMESTAMP_COLUMN)?;
-    let micros = cast(batch.column(idx), &DataType::Timestamp(TimeUnit::Microsecond, None))?;
-    let micros = cast(&micros, &DataType::Int64)?;
-    let micros = micros
-        .as_any()
-        .downcast_ref::<arrow::array::Int64Array>()
-        .ok_or_else(|| Error::Internal("timestamp".into()))?;
+    let micros = crate::latest::event_micros(batch.column(idx))?;
     let n = micros.len();
     let (mut y, mut m, mut d) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
     for v in micros.iter() {
