@@ -132,3 +132,58 @@ pub fn online_store(spec: &FeatureSetPipelineSpec) -> Result<(EmbeddedOnlineStor
         o.table_name(&spec.feature_set),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use borboleta_core::{FileFormat, HistoricalWriterSpec};
+
+    /// A pipeline declared with the Rust builder runs like a YAML one; its debug table answers SQL.
+    #[tokio::test]
+    async fn builder_pipeline_runs_in_debug_mode() {
+        let dir = std::env::temp_dir().join(format!("borboleta-builder-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("e.jsonl"),
+            "{\"id\":1,\"ts\":\"2024-01-01 10:00:00\",\"x\":1.5}\n{\"id\":1,\"ts\":\"2024-01-02 10:00:00\",\"x\":2.5}\n",
+        )
+        .unwrap();
+        let fs = FeatureSetSpec::new("fs", "user")
+            .with_key(FeatureSpec::new("id").dtype(FeatureDataType::Bigint))
+            .with_timestamp(TimestampFeatureSpec::from_column("ts"))
+            .with_feature(FeatureSpec::new("x2").sql("x * 2").dtype(FeatureDataType::Double));
+        let spec = FeatureSetPipelineSpec::builder()
+            .file_reader("e", "e.jsonl", FileFormat::Json)
+            .query("select * from e")
+            .feature_set(fs)
+            .writer(WriterSpec::HistoricalFeatureStore(HistoricalWriterSpec {
+                debug_mode: true,
+                ..Default::default()
+            }))
+            .base_dir(&dir)
+            .build()
+            .unwrap();
+        let p = build_pipeline(spec, &PipelineOptions::default()).await.unwrap();
+        let summary = p.run(RunOptions::default()).await.unwrap();
+        assert_eq!(summary.rows_computed, 2);
+        let batches = p
+            .sql("select sum(x2) as s from historical_feature_store__fs")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let text = arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string();
+        assert!(text.contains("| 8.0 |"), "{text}");
+        // a builder spec is validated like a YAML one
+        let err = FeatureSetPipelineSpec::builder()
+            .query("select 1")
+            .feature_set(FeatureSetSpec::new("bad name", "u"))
+            .build();
+        let msg = err.unwrap_err().to_string();
+        assert!(msg.contains("feature_set.name") && msg.contains("readers"), "{msg}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
