@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, TimeUnit};
+use arrow::datatypes::DataType;
 use borboleta_core::naming::TIMESTAMP_COLUMN;
 use borboleta_core::{
     FeatureDataType, FeatureSetSpec, FeatureSpec, SpecIssues, TimestampFeatureSpec, TransformSpec, WindowDefinition,
@@ -431,25 +431,28 @@ fn date_filter(df: DataFrame, ts_type: FeatureDataType, opts: &FeatureSetOptions
         FeatureDataType::TimestampNtz => None,
         _ => Some("UTC".into()),
     };
-    let micros = |d: NaiveDate| {
+    Ok(match date_range_predicate(column(TIMESTAMP_COLUMN), tz, opts) {
+        Some(p) => df.filter(p)?,
+        None => df,
+    })
+}
+
+/// `ts >= start 00:00 AND ts < (end + 1 day) 00:00` (UTC; either bound optional): the rows whose
+/// date is within the run's dates, both inclusive. `None` when no date is given.
+pub fn date_range_predicate(ts: Expr, tz: Option<Arc<str>>, opts: &FeatureSetOptions) -> Option<Expr> {
+    let at = |d: NaiveDate| {
         lit(ScalarValue::TimestampMicrosecond(
             Some(borboleta_core::time::date_start_micros(d)),
             tz.clone(),
         ))
     };
-    let mut df = df;
-    if let Some(s) = opts.start_date {
-        df = df.filter(column(TIMESTAMP_COLUMN).gt_eq(micros(s)))?;
+    let start = opts.start_date.map(|s| ts.clone().gt_eq(at(s)));
+    let end = opts.end_date.map(|e| ts.clone().lt(at(e.succ_opt().unwrap_or(e))));
+    match (start, end) {
+        (Some(s), Some(e)) => Some(s.and(e)),
+        (s, e) => s.or(e),
     }
-    if let Some(e) = opts.end_date {
-        let next = e.succ_opt().unwrap_or(e);
-        df = df.filter(column(TIMESTAMP_COLUMN).lt(micros(next)))?;
-    }
-    Ok(df)
 }
-
-/// The timestamp unit used everywhere.
-pub const TIMESTAMP_UNIT: TimeUnit = TimeUnit::Microsecond;
 
 #[cfg(test)]
 mod tests {

@@ -11,8 +11,7 @@ use borboleta_core::naming::{HISTORICAL_DEBUG_PREFIX, ONLINE_DEBUG_PREFIX};
 use borboleta_core::{FeatureSetPipelineSpec, IncrementalStrategySpec, SpecIssues, key_columns};
 use chrono::NaiveDate;
 use datafusion::catalog::TableProvider;
-use datafusion::common::ScalarValue;
-use datafusion::logical_expr::{ExprSchemable, lit};
+use datafusion::logical_expr::ExprSchemable;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::{DataFrame, SessionContext};
 use futures::StreamExt;
@@ -20,7 +19,9 @@ use tracing::{info, warn};
 
 use crate::cast::NullCounter;
 use crate::error::{Error, Result};
-use crate::feature_set::{FeatureSetOptions, clean_df_error, plan_feature_set, to_timestamp_expr};
+use crate::feature_set::{
+    FeatureSetOptions, clean_df_error, date_range_predicate, plan_feature_set, to_timestamp_expr,
+};
 use crate::sink::{WriteContext, WriteMetrics, Writer, WriterSession};
 
 /// A source of rows (Butterfree's `Reader`): a DataFusion table.
@@ -413,23 +414,7 @@ fn incremental_filter(
     };
     let t = expr.get_type(df.schema()).map_err(|e| clean_df_error(&e))?;
     let ts = to_timestamp_expr(expr, &t, from_ms, mask, &target, counter)?;
-    let at = |d: NaiveDate| {
-        lit(ScalarValue::TimestampMicrosecond(
-            Some(borboleta_core::time::date_start_micros(d)),
-            Some("UTC".into()),
-        ))
-    };
-    let mut pred = None;
-    if let Some(s) = opts.start_date {
-        pred = Some(ts.clone().gt_eq(at(s)));
-    }
-    if let Some(e) = opts.end_date {
-        let p = ts.lt(at(e.succ_opt().unwrap_or(e)));
-        pred = Some(match pred {
-            Some(q) => q.and(p),
-            None => p,
-        });
-    }
+    let pred = date_range_predicate(ts, Some("UTC".into()), opts);
     match pred {
         Some(p) => df.clone().filter(p).map_err(|e| clean_df_error(&e)),
         None => Ok(df.clone()),
