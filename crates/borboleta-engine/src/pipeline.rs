@@ -162,7 +162,7 @@ impl FeatureSetPipeline {
             Ok((df, _)) => df,
             Err(Error::Spec(s)) => {
                 issues.0.extend(s.0);
-                return Err(Error::Spec(dedup(issues)));
+                return Err(Error::Spec(issues));
             }
             Err(e) => return Err(e),
         };
@@ -357,19 +357,6 @@ impl FeatureSetPipeline {
         }
         Ok(summary)
     }
-}
-
-fn dedup(issues: SpecIssues) -> SpecIssues {
-    let mut out: Vec<borboleta_core::SpecIssue> = Vec::new();
-    for i in issues.0 {
-        if !out
-            .iter()
-            .any(|o| o.message == i.message && (o.path.starts_with(&i.path) || i.path.starts_with(&o.path)))
-        {
-            out.push(i);
-        }
-    }
-    SpecIssues(out)
 }
 
 fn drop_null_keys(batch: RecordBatch, key_idx: &[usize], dropped: &mut u64) -> Result<RecordBatch> {
