@@ -262,26 +262,16 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     } else if args.debug || pipeline.spec().writers.iter().any(|w| w.debug_mode()) {
         for table in pipeline.debug_tables() {
-            let order: Vec<String> = pipeline
-                .session()
-                .table(table.as_str())
-                .await?
-                .schema()
+            let df = pipeline.session().table(table.as_str()).await?;
+            let schema = df.schema().as_arrow().clone();
+            let order = schema
                 .fields()
                 .iter()
-                .map(|f| format!("\"{}\"", f.name()))
+                .map(|f| borboleta::engine::feature_set::column(f.name()).sort(true, false))
                 .collect();
-            let q = format!("SELECT * FROM \"{table}\" ORDER BY {}", order.join(", "));
-            let batches = pipeline.sql(&q).await?.collect().await?;
+            let batches = df.sort(order)?.collect().await?;
             if matches!(args.output, Output::Table) {
                 println!("{table}");
-                let schema = pipeline
-                    .session()
-                    .table(table.as_str())
-                    .await?
-                    .schema()
-                    .as_arrow()
-                    .clone();
                 let cols: Vec<String> = schema
                     .fields()
                     .iter()
