@@ -11,13 +11,17 @@ pub fn repo_root() -> PathBuf {
 
 /// Runs the `borboleta` binary with `args` in `dir`, with the time zone `tz`.
 pub fn borboleta(dir: &Path, args: &[&str], tz: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_borboleta"))
-        .args(args)
-        .current_dir(dir)
-        .env("TZ", tz)
-        .env_remove("BORBOLETA_LOG")
-        .output()
-        .expect("run borboleta")
+    run_env(dir, args, &[("TZ", tz)])
+}
+
+/// Runs the `borboleta` binary with `args` in `dir` and extra environment variables.
+pub fn run_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_borboleta"));
+    c.args(args).current_dir(dir).env_remove("BORBOLETA_LOG");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run borboleta")
 }
 
 pub fn text(b: &[u8]) -> String {

@@ -1,22 +1,12 @@
 //! End-to-end runs through the CLI on real files: the README example, A19, event-time order.
 
 use std::path::Path;
-use std::process::Command;
 
 use arrow::array::AsArray;
 use arrow::datatypes::{Int32Type, TimestampMicrosecondType};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::common::{borboleta, copy_dir, repo_root, text};
-
-fn run_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_borboleta"));
-    c.args(args).current_dir(dir);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().unwrap()
-}
+use crate::common::{borboleta, copy_dir, repo_root, run_env, text};
 
 /// Every parquet file under `dir`, with its `year=/month=/day=` folders.
 fn parquet_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
