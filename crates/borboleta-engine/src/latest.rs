@@ -2,6 +2,7 @@
 //! [`borboleta_core::time::write_timestamp`]. Used by every online writer.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
@@ -110,12 +111,13 @@ impl LatestPerKey {
                 ms: micros.div_euclid(1000),
                 hash: None,
             };
-            let key = rows.row(row);
-            match self.best.get_mut(&key.owned()) {
-                None => {
-                    self.best.insert(key.owned(), cand);
+            // One key allocation per row: the entry API looks up and inserts with it.
+            match self.best.entry(rows.row(row).owned()) {
+                Entry::Vacant(v) => {
+                    v.insert(cand);
                 }
-                Some(cur) => {
+                Entry::Occupied(mut o) => {
+                    let cur = o.get_mut();
                     if cand.ms > cur.ms {
                         *cur = cand;
                     } else if cand.ms == cur.ms {
