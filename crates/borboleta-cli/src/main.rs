@@ -43,6 +43,31 @@ enum Command {
         #[command(subcommand)]
         command: OnlineCommand,
     },
+    /// Inspect or rewind a streaming pipeline's checkpoint.
+    Checkpoint {
+        #[command(subcommand)]
+        command: CheckpointCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CheckpointCommand {
+    /// The committed epochs, the epoch to replay, and the readers' positions.
+    Show {
+        /// The pipeline spec (YAML).
+        spec: PathBuf,
+    },
+    /// Rewind the checkpoint (the pipeline must be stopped).
+    Reset {
+        /// The pipeline spec (YAML).
+        spec: PathBuf,
+        /// Forget every position: the next run reads everything again.
+        #[arg(long, conflicts_with = "to_time", required_unless_present = "to_time")]
+        to_earliest: bool,
+        /// Count as processed only the data older than this instant (RFC 3339, or a UTC date).
+        #[arg(long)]
+        to_time: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -85,6 +110,15 @@ struct RunArgs {
     /// Print no summary.
     #[arg(long, short)]
     quiet: bool,
+    /// Streaming: run without a checkpoint (a restart reads everything again).
+    #[arg(long)]
+    no_checkpoint: bool,
+    /// Streaming: process the data that is there, then stop.
+    #[arg(long)]
+    available_now: bool,
+    /// Streaming: seconds between two refreshes of the debug tables or `--sql` queries.
+    #[arg(long, default_value_t = 1.0)]
+    sql_interval: f64,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -195,6 +229,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             println!("{}", redact(&out));
             Ok(())
         }
+        Command::Checkpoint { command } => checkpoint(command).await,
         Command::Online {
             command: OnlineCommand::Get { spec, keys, output },
         } => {
@@ -230,6 +265,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         ),
     };
     let pipeline = borboleta::build_pipeline(spec, &PipelineOptions { debug: args.debug }).await?;
+    if pipeline.is_streaming() {
+        let start = borboleta::StreamStartOptions {
+            no_checkpoint: args.no_checkpoint,
+            available_now: args.available_now,
+        };
+        let opts = borboleta::stream_options(pipeline.spec(), &start)?;
+        return run_stream(Arc::new(pipeline), opts, &args).await;
+    }
     let bar = if std::io::stderr().is_terminal() && !args.quiet {
         let b = indicatif::ProgressBar::new_spinner();
         b.set_message("computing features");
@@ -255,6 +298,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     if !args.quiet {
         eprintln!("{summary}");
     }
+    print_debug_output(&pipeline, &args).await
+}
+
+/// Prints the `--sql` queries, or every debug table (sorted) with `--debug` or debug writers.
+async fn print_debug_output(pipeline: &borboleta::FeatureSetPipeline, args: &RunArgs) -> anyhow::Result<()> {
     if !args.sql.is_empty() {
         for q in &args.sql {
             let batches = pipeline.sql(q).await?.collect().await?;
@@ -283,6 +331,128 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Runs a streaming pipeline until it stops (`--available-now`, SIGINT or SIGTERM). The debug
+/// tables or `--sql` queries are printed at most once per `--sql-interval` while it runs, from
+/// this task (never from the epoch loop), and once more at the end.
+async fn run_stream(
+    pipeline: Arc<borboleta::FeatureSetPipeline>,
+    opts: borboleta::StreamOptions,
+    args: &RunArgs,
+) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let available_now = opts.available_now;
+    let handle = pipeline.start_stream(opts).await?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let interval = Duration::from_secs_f64(args.sql_interval.max(0.01));
+    let live = !available_now && (!args.sql.is_empty() || args.debug || !pipeline.debug_tables().is_empty());
+    let terminal = std::io::stdout().is_terminal();
+    let mut printed_epoch = None;
+    let mut tick = tokio::time::interval(interval);
+    while !handle.is_finished() {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => { eprintln!("stopping after the current epoch"); handle.stop(); }
+            _ = sigterm.recv() => handle.stop(),
+            _ = tick.tick() => {
+                let epoch = handle.status().last_committed;
+                if live && epoch.is_some() && epoch != printed_epoch {
+                    printed_epoch = epoch;
+                    if terminal {
+                        print!("\x1b[2J\x1b[H");
+                    }
+                    println!("-- epoch {} --", epoch.unwrap_or_default());
+                    print_debug_output(&pipeline, args).await?;
+                }
+            }
+        }
+    }
+    let status = handle.join().await?;
+    if !args.quiet {
+        eprintln!(
+            "stream stopped: {} epochs, {} rows read, {} feature rows, {} records dead-lettered; last committed epoch: {}",
+            status.epochs,
+            status.input_rows,
+            status.output_rows,
+            status.dead_lettered,
+            status.last_committed.map_or("none".into(), |e| e.to_string())
+        );
+    }
+    if !live || printed_epoch != status.last_committed {
+        print_debug_output(&pipeline, args).await?;
+    }
+    Ok(())
+}
+
+async fn checkpoint(command: CheckpointCommand) -> anyhow::Result<()> {
+    use borboleta::engine::checkpoint::Checkpoint;
+    let spec_path = match &command {
+        CheckpointCommand::Show { spec } | CheckpointCommand::Reset { spec, .. } => spec,
+    };
+    let spec = load(spec_path)?;
+    let Some(dir) = borboleta::checkpoint_dir(&spec) else {
+        return Err(Error::spec(
+            "streaming.checkpoint_path",
+            "the spec has no checkpoint: set `streaming.checkpoint_path` or STREAM_CHECKPOINT_PATH",
+        )
+        .into());
+    };
+    match command {
+        CheckpointCommand::Show { .. } => {
+            let state = Checkpoint::read_only(&dir).state()?;
+            println!("checkpoint: {}", dir.display());
+            println!(
+                "last committed epoch: {}",
+                state.last_committed().map_or("none".into(), |e| e.to_string())
+            );
+            if let Some(c) = &state.compact {
+                println!(
+                    "positions after epoch {}: {}",
+                    c.epoch,
+                    serde_json::to_string(&c.positions)?
+                );
+            }
+            for (o, c) in &state.epochs {
+                let status = match c {
+                    Some(c) => format!("committed at {}, {} feature rows", c.committed_at, c.rows),
+                    None => "planned, not committed: replayed over the same range on restart".into(),
+                };
+                println!("epoch {}: {status}", o.epoch);
+                for (reader, range) in &o.ranges {
+                    println!("  {reader}: {range}");
+                }
+            }
+            Ok(())
+        }
+        CheckpointCommand::Reset { to_time, .. } => {
+            let ck = Checkpoint::lock(&dir)?;
+            let pipeline = borboleta::build_pipeline(spec, &PipelineOptions::default()).await?;
+            let positions = match to_time {
+                None => None,
+                Some(t) => {
+                    let time = parse_instant(&t)?;
+                    let mut positions = std::collections::BTreeMap::new();
+                    for r in pipeline.stream_readers() {
+                        positions.insert(r.id().to_string(), r.position_at_time(time)?);
+                    }
+                    Some(positions)
+                }
+            };
+            ck.reset(positions)?;
+            ck.set_fingerprint(&pipeline.fingerprint())?;
+            println!("checkpoint {} reset", dir.display());
+            Ok(())
+        }
+    }
+}
+
+/// An instant: RFC 3339, or a date (midnight UTC).
+fn parse_instant(s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    let d = borboleta::core::time::parse_date(s).map_err(|m| Error::spec("--to-time", m))?;
+    Ok(d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
 }
 
 /// Spark SQL names of Arrow types, as Butterfree's scenarios write them.

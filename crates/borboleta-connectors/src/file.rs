@@ -14,16 +14,21 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::prelude::SessionContext;
 
-/// Reads files as a DataFusion listing table (local paths; `file://` URLs).
+use crate::file_stream::FileStream;
+
+/// Reads files as a DataFusion listing table (local paths; `file://` URLs); with `stream: true`,
+/// a folder of arriving files ([`FileStream`]).
 #[derive(Debug, Clone)]
 pub struct FileReader {
     spec: FileReaderSpec,
+    stream: Option<Arc<FileStream>>,
 }
 
 impl FileReader {
     /// A reader for `spec`, whose path is already resolved against the spec's folder.
     pub fn new(spec: FileReaderSpec) -> Self {
-        Self { spec }
+        let stream = spec.stream.then(|| Arc::new(FileStream::new(spec.clone())));
+        Self { spec, stream }
     }
 }
 
@@ -33,6 +38,12 @@ const OPTIONS: &[&str] = &["header", "delimiter", "file_extension"];
 impl Reader for FileReader {
     fn id(&self) -> &str {
         &self.spec.id
+    }
+
+    fn as_stream(&self) -> Option<Arc<dyn borboleta_engine::StreamReader>> {
+        self.stream
+            .clone()
+            .map(|s| s as Arc<dyn borboleta_engine::StreamReader>)
     }
 
     async fn table_provider(&self, ctx: &SessionContext) -> Result<Arc<dyn TableProvider>> {

@@ -56,20 +56,34 @@ impl Writer for HistoricalWriter {
         "historical_feature_store".into()
     }
 
-    async fn begin(&self, wctx: &WriteContext) -> Result<Box<dyn WriterSession>> {
+    async fn begin(&self, wctx: &WriteContext, epoch: Option<u64>) -> Result<Box<dyn WriterSession>> {
         let table = self.table_dir(wctx);
-        let run_id = format!(
-            "{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
-        );
+        let mut spec = self.spec.clone();
+        let run_id = match epoch {
+            // A stream appends one file per epoch and partition, named by the epoch: a replay
+            // of the epoch writes the same names and replaces them.
+            Some(n) => {
+                spec.mode = WriteMode::Append;
+                spec.interval_mode = false;
+                spec.row_count_validation = false;
+                format!("epoch-{n:010}")
+            }
+            None => format!(
+                "{}-{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0)
+            ),
+        };
         let staging = table.join(format!(".staging-{run_id}"));
+        if staging.exists() {
+            fs::remove_dir_all(&staging).map_err(|e| io(&format!("cannot clear {}", staging.display()), e))?;
+        }
         fs::create_dir_all(&staging).map_err(|e| io(&format!("cannot create {}", staging.display()), e))?;
         Ok(Box::new(HistoricalSession {
-            spec: self.spec.clone(),
+            spec,
             table,
             staging,
             run_id,

@@ -6,9 +6,11 @@
 #![warn(missing_debug_implementations)]
 
 pub mod file;
+pub mod file_stream;
 pub mod historical;
 pub mod online;
 
 pub use file::FileReader;
+pub use file_stream::FileStream;
 pub use historical::HistoricalWriter;
 pub use online::{EmbeddedOnlineStore, EmbeddedOnlineWriter};

@@ -255,7 +255,7 @@ impl Writer for EmbeddedOnlineWriter {
     fn name(&self) -> String {
         "online_feature_store".into()
     }
-    async fn begin(&self, wctx: &WriteContext) -> Result<Box<dyn WriterSession>> {
+    async fn begin(&self, wctx: &WriteContext, _epoch: Option<u64>) -> Result<Box<dyn WriterSession>> {
         let now = chrono::Utc::now().timestamp_micros();
         let latest = LatestPerKey::new(
             Arc::clone(&wctx.schema),

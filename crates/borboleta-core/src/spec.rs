@@ -42,6 +42,9 @@ pub struct FeatureSetPipelineSpec {
     /// Where the feature rows go.
     #[serde(default)]
     pub writers: Vec<WriterSpec>,
+    /// Streaming settings, used when a reader has `stream: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streaming: Option<StreamingSpec>,
     /// Folder that relative paths resolve against (the spec file's folder); not part of the YAML.
     #[serde(skip)]
     pub base_dir: Option<PathBuf>,
@@ -67,6 +70,12 @@ impl ReaderSpec {
     pub fn incremental_strategy(&self) -> Option<&IncrementalStrategySpec> {
         match self {
             ReaderSpec::File(f) => f.incremental_strategy.as_ref(),
+        }
+    }
+    /// Whether the reader streams.
+    pub fn is_stream(&self) -> bool {
+        match self {
+            ReaderSpec::File(f) => f.stream,
         }
     }
     /// Column selection/renaming applied right after reading.
@@ -122,9 +131,78 @@ pub struct FileReaderSpec {
     /// Filter by the run's dates on one column.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incremental_strategy: Option<IncrementalStrategySpec>,
-    /// Streaming reader (a folder of arriving files). Not supported yet.
+    /// Streaming reader: `path` is a folder; new files are taken as they arrive, each once.
     #[serde(default)]
     pub stream: bool,
+    /// Streaming: files whose modification time is older than this many seconds (relative to
+    /// the newest file seen) are ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_file_age_seconds: Option<u64>,
+}
+
+/// What a streaming pipeline does with a record it cannot read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnBadRecord {
+    /// Count it, write it with the reason to the dead-letter output, and go on.
+    #[default]
+    DeadLetter,
+    /// Stop the pipeline with an error.
+    Fail,
+}
+
+fn default_debug_max_rows() -> usize {
+    1_000_000
+}
+
+/// Streaming settings of a pipeline (`streaming:`), used when a reader has `stream: true`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamingSpec {
+    /// Checkpoint root; the checkpoint is `<root>/<entity>/<feature set>`. Default: the
+    /// `STREAM_CHECKPOINT_PATH` environment variable, as in Butterfree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_path: Option<String>,
+    /// Milliseconds between the starts of two micro-batches; 0 starts one as soon as data is there.
+    #[serde(default)]
+    pub processing_time_ms: u64,
+    /// Process what is there when the pipeline starts, then stop (backfills, tests).
+    #[serde(default)]
+    pub available_now: bool,
+    /// Most rows in one micro-batch (a file is never split). Default: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rows_per_batch: Option<u64>,
+    /// Seconds between reloads of the static (non-streaming) readers. Default: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub static_refresh_seconds: Option<u64>,
+    /// Most rows kept by a streaming debug table; the oldest are evicted (and counted).
+    #[serde(default = "default_debug_max_rows")]
+    pub debug_max_rows: usize,
+    /// Streaming online debug tables keep the latest row per key instead of every row.
+    #[serde(default)]
+    pub debug_latest_per_key: bool,
+    /// `dead_letter` (default) or `fail`.
+    #[serde(default)]
+    pub on_bad_record: OnBadRecord,
+    /// Folder of the dead-letter output. Default: `dead_letter` in the checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter_path: Option<String>,
+}
+
+impl Default for StreamingSpec {
+    fn default() -> Self {
+        Self {
+            checkpoint_path: None,
+            processing_time_ms: 0,
+            available_now: false,
+            max_rows_per_batch: None,
+            static_refresh_seconds: None,
+            debug_max_rows: default_debug_max_rows(),
+            debug_latest_per_key: false,
+            on_bad_record: OnBadRecord::DeadLetter,
+            dead_letter_path: None,
+        }
+    }
 }
 
 /// A `column: type` map whose order is kept.
@@ -223,9 +301,10 @@ pub struct FeatureSetSpec {
     pub timestamp: TimestampFeatureSpec,
     /// The features, computed in order (a feature may read columns made by earlier ones).
     pub features: Vec<FeatureSpec>,
-    /// Drop a row when it repeats the previous row of its key in every feature (batch only).
-    #[serde(default = "default_true")]
-    pub deduplicate_rows: bool,
+    /// Drop a row when it repeats the previous row of its key in every feature. Default: on in
+    /// batch, off on streams (setting it on a streaming pipeline is an error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deduplicate_rows: Option<bool>,
 }
 
 /// A feature (or key feature).
@@ -486,6 +565,16 @@ impl FeatureSetPipelineSpec {
         resolve_path(self.base_dir.as_deref(), p)
     }
 
+    /// Whether a reader streams (the pipeline then never finishes).
+    pub fn is_streaming(&self) -> bool {
+        self.readers.iter().any(ReaderSpec::is_stream)
+    }
+
+    /// The streaming settings (defaults when absent).
+    pub fn streaming_or_default(&self) -> StreamingSpec {
+        self.streaming.clone().unwrap_or_default()
+    }
+
     /// The default feature store root: `feature_store` in the spec's folder.
     pub fn default_store_root(&self) -> PathBuf {
         self.base_dir
@@ -513,10 +602,16 @@ pub struct FeatureSetPipelineSpecBuilder {
     query: Option<String>,
     feature_set: Option<FeatureSetSpec>,
     writers: Vec<WriterSpec>,
+    streaming: Option<StreamingSpec>,
     base_dir: Option<PathBuf>,
 }
 
 impl FeatureSetPipelineSpecBuilder {
+    /// Sets the streaming settings.
+    pub fn streaming(mut self, s: StreamingSpec) -> Self {
+        self.streaming = Some(s);
+        self
+    }
     /// Adds a reader.
     pub fn reader(mut self, reader: ReaderSpec) -> Self {
         self.readers.push(reader);
@@ -533,6 +628,7 @@ impl FeatureSetPipelineSpecBuilder {
             columns: vec![],
             incremental_strategy: None,
             stream: false,
+            max_file_age_seconds: None,
         }))
     }
     /// Sets the source query.
@@ -572,6 +668,7 @@ impl FeatureSetPipelineSpecBuilder {
             },
             feature_set: self.feature_set.unwrap_or_else(|| FeatureSetSpec::new("", "")),
             writers: self.writers,
+            streaming: self.streaming,
             base_dir: self.base_dir,
         };
         crate::validate::validate(&spec).into_result()?;
@@ -589,7 +686,7 @@ impl FeatureSetSpec {
             keys: vec![],
             timestamp: TimestampFeatureSpec::default(),
             features: vec![],
-            deduplicate_rows: true,
+            deduplicate_rows: None,
         }
     }
     /// Adds a key.

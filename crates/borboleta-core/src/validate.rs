@@ -41,10 +41,16 @@ pub fn validate(spec: &FeatureSetPipelineSpec) -> SpecIssues {
                 if f.path.trim().is_empty() {
                     issues.push(format!("{path}.path"), "path must not be empty");
                 }
-                if f.stream {
+                if f.stream && f.path.contains(['*', '?', '[']) {
                     issues.push(
-                        format!("{path}.stream"),
-                        "streaming readers are not supported yet in this version; remove `stream: true`",
+                        format!("{path}.path"),
+                        "a streaming file reader reads a folder: give the folder, not a glob",
+                    );
+                }
+                if !f.stream && f.max_file_age_seconds.is_some() {
+                    issues.push(
+                        format!("{path}.max_file_age_seconds"),
+                        "`max_file_age_seconds` applies to streaming readers (`stream: true`)",
                     );
                 }
             }
@@ -133,6 +139,15 @@ pub fn validate(spec: &FeatureSetPipelineSpec) -> SpecIssues {
         );
     }
 
+    if spec.is_streaming() {
+        validate_streaming(spec, &mut issues);
+    } else if spec.streaming.is_some() {
+        issues.push(
+            "streaming",
+            "`streaming` settings need a streaming reader (`stream: true` on a reader)",
+        );
+    }
+
     if spec.writers.is_empty() {
         issues.push("writers", "at least one writer is required");
     }
@@ -218,6 +233,57 @@ fn check_feature(f: &FeatureSpec, path: &str, seen: &mut HashMap<String, String>
             issues.push(
                 format!("{path}.name"),
                 format!("output column `{col}` is already produced by {first}"),
+            );
+        }
+    }
+}
+
+/// What a streaming pipeline cannot do (yet): anything that needs history across micro-batches.
+fn validate_streaming(spec: &FeatureSetPipelineSpec, issues: &mut SpecIssues) {
+    let fs = &spec.feature_set;
+    if fs.deduplicate_rows == Some(true) {
+        issues.push(
+            "feature_set.deduplicate_rows",
+            "the duplicate-row filter compares a row with the previous row of its key, which may be in an \
+             earlier micro-batch: it is off on streams (as in Butterfree); remove `deduplicate_rows: true`",
+        );
+    }
+    for (i, f) in fs.features.iter().enumerate() {
+        if let Some(TransformSpec::SparkFunction(t)) = &f.transformation
+            && t.window.is_some()
+        {
+            issues.push(
+                format!("feature_set.features[{i}].transformation.window"),
+                format!(
+                    "feature `{}`: a windowed function needs the rows of earlier micro-batches; windows are \
+                     not supported on streaming pipelines yet",
+                    f.name
+                ),
+            );
+        }
+    }
+    for (i, w) in spec.writers.iter().enumerate() {
+        if let WriterSpec::HistoricalFeatureStore(h) = w
+            && h.interval_mode
+        {
+            issues.push(
+                format!("writers[{i}].interval_mode"),
+                "a streaming pipeline appends one file per micro-batch and partition; `interval_mode` \
+                 (replace the partitions of a run) is for batch runs",
+            );
+        }
+    }
+    if let Some(s) = &spec.streaming {
+        if s.max_rows_per_batch == Some(0) {
+            issues.push("streaming.max_rows_per_batch", "must be at least 1");
+        }
+        if s.debug_max_rows == 0 {
+            issues.push("streaming.debug_max_rows", "must be at least 1");
+        }
+        if s.available_now && s.processing_time_ms > 0 {
+            issues.push(
+                "streaming.available_now",
+                "`available_now` processes what is there and stops; it takes no `processing_time_ms`",
             );
         }
     }

@@ -64,6 +64,8 @@ pub struct FeatureSetOptions {
     pub start_date: Option<NaiveDate>,
     /// Keep rows with `date(timestamp) <= end_date` (UTC).
     pub end_date: Option<NaiveDate>,
+    /// Streaming input: the duplicate-row filter is off unless asked for.
+    pub streaming: bool,
 }
 
 /// Column reference by exact name (no identifier normalisation).
@@ -115,7 +117,7 @@ pub fn plan_feature_set(
     out.extend(features.iter().map(|f| column(f)));
     df = df.select(out)?;
 
-    if fs.deduplicate_rows {
+    if fs.deduplicate_rows.unwrap_or(!opts.streaming) {
         df = deduplicate(df, &keys, &features)?;
     }
     df = date_filter(df, fs.timestamp.dtype, opts)?;
@@ -472,7 +474,7 @@ mod tests {
                 let mut fs = FeatureSetSpec::new("fs", "e")
                     .with_key(FeatureSpec::new("id").dtype(FeatureDataType::Bigint))
                     .with_feature(FeatureSpec::new("x").functions(&[(f, FeatureDataType::Double)], Some(window)));
-                fs.deduplicate_rows = false;
+                fs.deduplicate_rows = Some(false);
                 let df = plan_feature_set(
                     &ctx,
                     source(&ctx).await,

@@ -10,6 +10,7 @@
 #![warn(missing_debug_implementations)]
 
 pub mod cast;
+pub mod checkpoint;
 pub mod error;
 pub mod feature_set;
 pub mod latest;
@@ -17,9 +18,11 @@ pub mod memory;
 pub mod pipeline;
 pub mod session;
 pub mod sink;
+pub mod stream;
 
 pub use error::{Error, Result};
 pub use latest::{LatestPerKey, LatestRows};
 pub use memory::MemoryTable;
 pub use pipeline::{FeatureSetPipeline, Reader, RunOptions, RunSummary};
 pub use sink::{MemoryMode, MemoryWriter, WriteContext, WriteMetrics, Writer, WriterSession};
+pub use stream::{BadRecord, EpochMetrics, StreamChunk, StreamHandle, StreamOptions, StreamReader, StreamStatus};

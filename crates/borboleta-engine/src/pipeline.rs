@@ -22,7 +22,9 @@ use crate::error::{Error, Result};
 use crate::feature_set::{
     FeatureSetOptions, clean_df_error, date_range_predicate, plan_feature_set, to_timestamp_expr,
 };
+use crate::memory::MemoryTable;
 use crate::sink::{WriteContext, WriteMetrics, Writer, WriterSession};
+use crate::stream::{StreamParts, StreamReader};
 
 /// A source of rows (Butterfree's `Reader`): a DataFusion table.
 #[async_trait]
@@ -30,7 +32,12 @@ pub trait Reader: std::fmt::Debug + Send + Sync {
     /// The table name in the source query.
     fn id(&self) -> &str;
     /// The raw table, before column selection and date filters. Called once per pipeline.
+    /// Not called for a streaming reader.
     async fn table_provider(&self, ctx: &SessionContext) -> Result<Arc<dyn TableProvider>>;
+    /// The streaming side of the reader, when it streams (`stream: true`).
+    fn as_stream(&self) -> Option<Arc<dyn StreamReader>> {
+        None
+    }
 }
 
 /// Options of one run.
@@ -108,6 +115,7 @@ pub struct FeatureSetPipeline {
     providers: Vec<Arc<dyn TableProvider>>,
     writers: Vec<Arc<dyn Writer>>,
     wctx: WriteContext,
+    stream: Option<StreamParts>,
 }
 
 impl std::fmt::Debug for FeatureSetPipeline {
@@ -130,8 +138,27 @@ impl FeatureSetPipeline {
         let ctx = crate::session::new_session();
         let mut issues = borboleta_core::validate::validate(&spec);
         let mut providers = Vec::new();
+        let streaming = spec.is_streaming();
+        let mut parts = StreamParts {
+            streams: Vec::new(),
+            statics: Vec::new(),
+        };
         for (i, reader) in readers.iter().enumerate() {
-            match reader.table_provider(&ctx).await {
+            let opened = match reader.as_stream() {
+                Some(s) => s.open(&ctx).await.map(|schema| {
+                    let table = Arc::new(MemoryTable::new(schema));
+                    parts.streams.push((s, Arc::clone(&table)));
+                    table as Arc<dyn TableProvider>
+                }),
+                // On a stream, static tables are loaded once (and refreshed), not re-read per epoch.
+                None if streaming => reader.table_provider(&ctx).await.map(|raw| {
+                    let table = Arc::new(MemoryTable::new(raw.schema()));
+                    parts.statics.push((raw, Arc::clone(&table)));
+                    table as Arc<dyn TableProvider>
+                }),
+                None => reader.table_provider(&ctx).await,
+            };
+            match opened {
                 Ok(p) => providers.push(p),
                 Err(Error::Spec(mut s)) => {
                     for issue in &mut s.0 {
@@ -157,8 +184,13 @@ impl FeatureSetPipeline {
                 schema: Arc::new(arrow::datatypes::Schema::empty()),
                 keys: vec![],
             },
+            stream: streaming.then_some(parts),
         };
-        let df = match schema_probe.plan(&FeatureSetOptions::default()).await {
+        let probe_opts = FeatureSetOptions {
+            streaming,
+            ..Default::default()
+        };
+        let df = match schema_probe.plan(&probe_opts).await {
             Ok((df, _)) => df,
             Err(Error::Spec(s)) => {
                 issues.0.extend(s.0);
@@ -178,6 +210,69 @@ impl FeatureSetPipeline {
             w.prepare(&p.ctx, &p.wctx)?;
         }
         Ok(p)
+    }
+
+    /// Whether a reader streams: run it with [`Self::start_stream`].
+    pub fn is_streaming(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    /// The streaming readers.
+    pub fn stream_readers(&self) -> Vec<Arc<dyn StreamReader>> {
+        self.stream
+            .iter()
+            .flat_map(|p| p.streams.iter().map(|(r, _)| Arc::clone(r)))
+            .collect()
+    }
+
+    pub(crate) fn stream_parts(&self) -> Option<StreamParts> {
+        self.stream.clone()
+    }
+
+    /// The streaming plan (planned once, run every epoch).
+    pub(crate) async fn plan_stream(&self) -> Result<DataFrame> {
+        let opts = FeatureSetOptions {
+            streaming: true,
+            ..Default::default()
+        };
+        Ok(self.plan(&opts).await?.0)
+    }
+
+    /// What identifies this pipeline in a checkpoint: its readers (a change needs a reset) and
+    /// its whole spec.
+    pub fn fingerprint(&self) -> crate::checkpoint::Fingerprint {
+        use borboleta_core::time::stable_hash;
+        let identity: Vec<serde_json::Value> = self
+            .spec
+            .readers
+            .iter()
+            .map(|r| match r {
+                borboleta_core::ReaderSpec::File(f) => serde_json::json!({
+                    "type": "file", "id": f.id, "path": f.path, "format": f.format.to_string(), "stream": f.stream,
+                }),
+                #[allow(unreachable_patterns)]
+                other => serde_json::json!({ "id": other.id() }),
+            })
+            .collect();
+        let spec_json = serde_json::to_string(self.spec.as_ref()).unwrap_or_default();
+        crate::checkpoint::Fingerprint {
+            readers: format!(
+                "{:016x}",
+                stable_hash(serde_json::Value::from(identity).to_string().as_bytes())
+            ),
+            spec: format!("{:016x}", stable_hash(spec_json.as_bytes())),
+            reader_ids: self.spec.readers.iter().map(|r| r.id().to_string()).collect(),
+        }
+    }
+
+    /// The writers.
+    pub fn writers(&self) -> &[Arc<dyn Writer>] {
+        &self.writers
+    }
+
+    /// What the writers know about the rows.
+    pub fn write_context(&self) -> &WriteContext {
+        &self.wctx
     }
 
     /// The session: debug tables are registered here and can be queried with [`Self::sql`].
@@ -257,6 +352,25 @@ impl FeatureSetPipeline {
             .sql(&self.spec.source.query)
             .await
             .map_err(|e| Error::spec("source.query", clean_df_error(&e)))?;
+        if opts.streaming {
+            let stream_tables: Vec<*const ()> = self
+                .stream
+                .iter()
+                .flat_map(|p| p.streams.iter().map(|(_, t)| Arc::as_ptr(t) as *const ()))
+                .collect();
+            let problems = stateful_on_stream(source.logical_plan(), &stream_tables);
+            if !problems.is_empty() {
+                return Err(Error::spec(
+                    "source.query",
+                    format!(
+                        "on streaming input the query may only project, filter, unnest and join with static \
+                         tables; it has {}, which on a stream would only see one micro-batch at a time \
+                         (stateful streaming SQL is not supported yet)",
+                        problems.join(", ")
+                    ),
+                ));
+            }
+        }
         let df = plan_feature_set(&self.ctx, source, &self.spec.feature_set, opts, &counter)?;
         Ok((df, counter))
     }
@@ -267,6 +381,7 @@ impl FeatureSetPipeline {
             .plan(&FeatureSetOptions {
                 start_date: opts.start_date,
                 end_date: opts.end_date,
+                streaming: self.is_streaming(),
             })
             .await?;
         let batches = df.explain(false, false)?.collect().await?;
@@ -285,6 +400,12 @@ impl FeatureSetPipeline {
 
     /// Runs the pipeline once over the dates of `opts` (inclusive, UTC).
     pub async fn run(&self, opts: RunOptions) -> Result<RunSummary> {
+        if self.is_streaming() {
+            return Err(Error::spec(
+                "readers",
+                "this pipeline streams (a reader has `stream: true`): start it with `start_stream`",
+            ));
+        }
         if let (Some(s), Some(e)) = (opts.start_date, opts.end_date)
             && s > e
         {
@@ -299,6 +420,7 @@ impl FeatureSetPipeline {
             .plan(&FeatureSetOptions {
                 start_date: opts.start_date,
                 end_date: opts.end_date,
+                streaming: false,
             })
             .await?;
         let plan = df.create_physical_plan().await?;
@@ -325,7 +447,7 @@ impl FeatureSetPipeline {
             if sessions.is_none() {
                 let mut s = Vec::new();
                 for w in &self.writers {
-                    s.push(w.begin(&self.wctx).await?);
+                    s.push(w.begin(&self.wctx, None).await?);
                 }
                 sessions = Some(s);
             }
@@ -357,6 +479,45 @@ impl FeatureSetPipeline {
         }
         Ok(summary)
     }
+}
+
+/// What in `plan` would keep state across micro-batches of the streaming tables `streams`
+/// (identified by their address: views are inlined, so names are gone).
+fn stateful_on_stream(plan: &datafusion::logical_expr::LogicalPlan, streams: &[*const ()]) -> Vec<String> {
+    use datafusion::common::tree_node::TreeNode;
+    use datafusion::logical_expr::LogicalPlan as P;
+    fn reads_stream(plan: &P, streams: &[*const ()]) -> bool {
+        match plan {
+            P::TableScan(t) => datafusion::datasource::source_as_provider(&t.source)
+                .is_ok_and(|p| streams.contains(&(Arc::as_ptr(&p) as *const ()))),
+            _ => plan.inputs().iter().any(|i| reads_stream(i, streams)),
+        }
+    }
+    let mut found = Vec::new();
+    let mut visit = |node: &P| {
+        let streaming_inputs = node.inputs().iter().filter(|i| reads_stream(i, streams)).count();
+        if streaming_inputs == 0 {
+            return;
+        }
+        let what = match node {
+            P::Aggregate(_) => Some("a GROUP BY or an aggregate"),
+            P::Distinct(_) => Some("DISTINCT"),
+            P::Window(_) => Some("a window function"),
+            P::Limit(_) => Some("a LIMIT"),
+            P::Join(_) if streaming_inputs > 1 => Some("a join of two streams"),
+            _ => None,
+        };
+        if let Some(w) = what
+            && !found.iter().any(|f: &String| f == w)
+        {
+            found.push(w.to_string());
+        }
+    };
+    let _ = plan.apply(|node| {
+        visit(node);
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    });
+    found
 }
 
 fn drop_null_keys(batch: RecordBatch, key_idx: &[usize], dropped: &mut u64) -> Result<RecordBatch> {

@@ -50,8 +50,9 @@ pub trait Writer: Debug + Send + Sync {
     fn prepare(&self, _ctx: &SessionContext, _wctx: &WriteContext) -> Result<()> {
         Ok(())
     }
-    /// Starts writing one run.
-    async fn begin(&self, wctx: &WriteContext) -> Result<Box<dyn WriterSession>>;
+    /// Starts writing one run, or one epoch of a stream (`epoch`: its id). Writing an epoch
+    /// again (a replay after a crash) must leave the same state as writing it once.
+    async fn begin(&self, wctx: &WriteContext, epoch: Option<u64>) -> Result<Box<dyn WriterSession>>;
 }
 
 /// One run of a [`Writer`].
@@ -107,13 +108,21 @@ pub enum MemoryMode {
     Historical,
     /// The latest row per key (online semantics).
     LatestPerKey,
+    /// Every row as it comes (Butterfree's online debug table on a stream).
+    Append,
 }
 
 /// Debug mode: writes to an in-memory table registered as `name` in the pipeline's session.
+///
+/// In a batch run each run replaces the table. On a stream each epoch adds to it (the latest
+/// row per key is merged with the earlier ones), and it keeps at most `max_rows` rows: the
+/// oldest are evicted and counted.
 #[derive(Debug)]
 pub struct MemoryWriter {
     name: String,
     mode: MemoryMode,
+    max_rows: Option<usize>,
+    evicted: Arc<std::sync::atomic::AtomicU64>,
     table: std::sync::OnceLock<Arc<MemoryTable>>,
 }
 
@@ -123,8 +132,19 @@ impl MemoryWriter {
         Self {
             name: table_name.into(),
             mode,
+            max_rows: None,
+            evicted: Arc::default(),
             table: std::sync::OnceLock::new(),
         }
+    }
+    /// Keeps at most `max_rows` rows on a stream.
+    pub fn with_max_rows(mut self, max_rows: usize) -> Self {
+        self.max_rows = Some(max_rows);
+        self
+    }
+    /// Rows evicted so far by the row cap.
+    pub fn evicted(&self) -> u64 {
+        self.evicted.load(std::sync::atomic::Ordering::Relaxed)
     }
     /// The table, once prepared.
     pub fn table(&self) -> Option<Arc<MemoryTable>> {
@@ -140,7 +160,7 @@ impl Writer for MemoryWriter {
     fn prepare(&self, ctx: &SessionContext, wctx: &WriteContext) -> Result<()> {
         let schema = match self.mode {
             MemoryMode::Historical => partitioned_schema(&wctx.schema),
-            MemoryMode::LatestPerKey => Arc::clone(&wctx.schema),
+            MemoryMode::LatestPerKey | MemoryMode::Append => Arc::clone(&wctx.schema),
         };
         let table = Arc::new(MemoryTable::new(schema));
         ctx.register_table(self.name.as_str(), table.clone())?;
@@ -149,25 +169,41 @@ impl Writer for MemoryWriter {
             .map_err(|_| Error::Internal("memory writer prepared twice".into()))?;
         Ok(())
     }
-    async fn begin(&self, wctx: &WriteContext) -> Result<Box<dyn WriterSession>> {
+    async fn begin(&self, wctx: &WriteContext, epoch: Option<u64>) -> Result<Box<dyn WriterSession>> {
         let table = self
             .table()
             .ok_or_else(|| Error::Internal("memory writer not prepared".into()))?;
-        let latest = match self.mode {
+        let mut latest = match self.mode {
             MemoryMode::LatestPerKey => Some(LatestPerKey::new(
                 Arc::clone(&wctx.schema),
                 &wctx.keys,
                 TIMESTAMP_COLUMN,
                 None,
             )?),
-            MemoryMode::Historical => None,
+            MemoryMode::Historical | MemoryMode::Append => None,
         };
+        // On a stream, an epoch adds to what earlier epochs wrote.
+        let mut rows = Vec::new();
+        if epoch.is_some() {
+            let prior = table.snapshot();
+            match &mut latest {
+                Some(l) => {
+                    for b in prior.iter() {
+                        l.push(b.clone())?;
+                    }
+                }
+                None => rows.extend(prior.iter().cloned()),
+            }
+        }
         Ok(Box::new(MemorySession {
             table,
             name: self.name.clone(),
-            rows: Vec::new(),
+            mode: self.mode,
+            rows,
             latest,
             rejected: Rejected::default(),
+            max_rows: if epoch.is_some() { self.max_rows } else { None },
+            evicted: Arc::clone(&self.evicted),
         }))
     }
 }
@@ -175,9 +211,30 @@ impl Writer for MemoryWriter {
 struct MemorySession {
     table: Arc<MemoryTable>,
     name: String,
+    mode: MemoryMode,
     rows: Vec<RecordBatch>,
     latest: Option<LatestPerKey>,
     rejected: Rejected,
+    max_rows: Option<usize>,
+    evicted: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Drops the oldest rows of `batches` beyond `max_rows`; returns how many.
+fn evict_oldest(batches: &mut Vec<RecordBatch>, max_rows: usize) -> u64 {
+    let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let mut excess = total.saturating_sub(max_rows);
+    let evicted = excess as u64;
+    while excess > 0 && !batches.is_empty() {
+        let n = batches[0].num_rows();
+        if n <= excess {
+            batches.remove(0);
+            excess -= n;
+        } else {
+            batches[0] = batches[0].slice(excess, n - excess);
+            excess = 0;
+        }
+    }
+    evicted
 }
 
 #[async_trait]
@@ -185,6 +242,10 @@ impl WriterSession for MemorySession {
     async fn write(&mut self, batch: RecordBatch) -> Result<()> {
         match &mut self.latest {
             Some(l) => l.push(batch),
+            None if self.mode == MemoryMode::Append => {
+                self.rows.push(batch);
+                Ok(())
+            }
             None => {
                 // Like the historical writer: a row without a timestamp has no partition.
                 let ts = batch.column(batch.schema().index_of(TIMESTAMP_COLUMN)?);
@@ -200,13 +261,17 @@ impl WriterSession for MemorySession {
         }
     }
     async fn commit(self: Box<Self>) -> Result<WriteMetrics> {
-        let (batches, rejected) = match self.latest {
+        let (mut batches, rejected) = match self.latest {
             Some(l) => {
                 let rejected = l.rejected;
                 (vec![l.finish()?.batch], rejected)
             }
             None => (self.rows, self.rejected),
         };
+        if let Some(max) = self.max_rows {
+            let n = evict_oldest(&mut batches, max);
+            self.evicted.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        }
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         self.table.publish(batches);
         Ok(WriteMetrics {

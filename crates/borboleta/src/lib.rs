@@ -30,7 +30,9 @@ pub use borboleta_core::{
 };
 use borboleta_core::{OnlineWriterSpec, resolve_path};
 pub use borboleta_engine as engine;
-pub use borboleta_engine::{Error, FeatureSetPipeline, Result, RunOptions, RunSummary};
+pub use borboleta_engine::{
+    Error, FeatureSetPipeline, Result, RunOptions, RunSummary, StreamHandle, StreamOptions, StreamStatus,
+};
 use borboleta_engine::{MemoryMode, MemoryWriter, Reader, Writer};
 
 /// How a pipeline is built from its spec.
@@ -59,15 +61,22 @@ pub async fn build_pipeline(spec: FeatureSetPipelineSpec, opts: &PipelineOptions
     }
     let mut writers: Vec<Arc<dyn Writer>> = Vec::new();
     let fs = &spec.feature_set;
+    let streaming = spec.is_streaming().then(|| spec.streaming_or_default());
+    let memory = |name: String, mode: MemoryMode| -> Arc<dyn Writer> {
+        match &streaming {
+            Some(s) => Arc::new(MemoryWriter::new(name, mode).with_max_rows(s.debug_max_rows)),
+            None => Arc::new(MemoryWriter::new(name, mode)),
+        }
+    };
     for w in &spec.writers {
         let debug = opts.debug || w.debug_mode();
         match w {
             WriterSpec::HistoricalFeatureStore(h) => {
                 if debug {
-                    writers.push(Arc::new(MemoryWriter::new(
+                    writers.push(memory(
                         format!("{HISTORICAL_DEBUG_PREFIX}{}", fs.name),
                         MemoryMode::Historical,
-                    )));
+                    ));
                 } else {
                     writers.push(Arc::new(HistoricalWriter::new(
                         h.clone(),
@@ -78,10 +87,12 @@ pub async fn build_pipeline(spec: FeatureSetPipelineSpec, opts: &PipelineOptions
             WriterSpec::OnlineFeatureStore(o) => {
                 let table = o.table_name(fs);
                 if debug {
-                    writers.push(Arc::new(MemoryWriter::new(
-                        format!("{ONLINE_DEBUG_PREFIX}{table}"),
-                        MemoryMode::LatestPerKey,
-                    )));
+                    // On a stream, Butterfree's online debug table gets every row.
+                    let mode = match &streaming {
+                        Some(s) if !s.debug_latest_per_key => MemoryMode::Append,
+                        _ => MemoryMode::LatestPerKey,
+                    };
+                    writers.push(memory(format!("{ONLINE_DEBUG_PREFIX}{table}"), mode));
                 } else {
                     writers.push(Arc::new(EmbeddedOnlineWriter::new(
                         online_store_path(&spec, o),
@@ -94,6 +105,78 @@ pub async fn build_pipeline(spec: FeatureSetPipelineSpec, opts: &PipelineOptions
         }
     }
     FeatureSetPipeline::try_new(spec, readers, writers).await
+}
+
+/// The checkpoint folder of a streaming spec: `<root>/<entity>/<feature set>`, the root from
+/// `streaming.checkpoint_path` or the `STREAM_CHECKPOINT_PATH` environment variable.
+pub fn checkpoint_dir(spec: &FeatureSetPipelineSpec) -> Option<PathBuf> {
+    let root = spec
+        .streaming
+        .as_ref()
+        .and_then(|s| s.checkpoint_path.clone())
+        .or_else(|| std::env::var("STREAM_CHECKPOINT_PATH").ok().filter(|v| !v.is_empty()))?;
+    let fs = &spec.feature_set;
+    Some(
+        PathBuf::from(resolve_path(spec.base_dir.as_deref(), &root))
+            .join(&fs.entity)
+            .join(&fs.name),
+    )
+}
+
+/// How to start a streaming pipeline from its spec.
+#[derive(Debug, Clone, Default)]
+pub struct StreamStartOptions {
+    /// Run without a checkpoint (positions in memory only: a restart reads everything again).
+    pub no_checkpoint: bool,
+    /// Process what is there, then stop (overrides the spec).
+    pub available_now: bool,
+}
+
+/// The [`StreamOptions`] of a streaming spec. Without a checkpoint root (spec or
+/// `STREAM_CHECKPOINT_PATH`) this is a spec error unless `no_checkpoint` is set (Butterfree
+/// silently uses a temporary folder, so a restart reprocesses or loses data).
+pub fn stream_options(spec: &FeatureSetPipelineSpec, start: &StreamStartOptions) -> Result<StreamOptions> {
+    let s = spec.streaming_or_default();
+    let checkpoint = match (checkpoint_dir(spec), start.no_checkpoint) {
+        (_, true) => None,
+        (Some(d), false) => Some(d),
+        (None, false) => {
+            return Err(Error::spec(
+                "streaming.checkpoint_path",
+                "a streaming pipeline needs a checkpoint: set `streaming.checkpoint_path` or \
+                 STREAM_CHECKPOINT_PATH, or run with --no-checkpoint (a restart then reads everything again)",
+            ));
+        }
+    };
+    let fs = &spec.feature_set;
+    let dead_letter_dir = match (&s.dead_letter_path, &checkpoint) {
+        (Some(p), _) => PathBuf::from(resolve_path(spec.base_dir.as_deref(), p)),
+        (None, Some(c)) => c.join("dead_letter"),
+        (None, None) => spec
+            .default_store_root()
+            .join("dead_letter")
+            .join(&fs.entity)
+            .join(&fs.name),
+    };
+    let skew = spec
+        .writers
+        .iter()
+        .find_map(|w| match w {
+            WriterSpec::OnlineFeatureStore(o) => o.max_future_skew_seconds,
+            _ => None,
+        })
+        .unwrap_or(DEFAULT_MAX_FUTURE_SKEW_SECONDS);
+    Ok(StreamOptions {
+        checkpoint_dir: checkpoint,
+        dead_letter_dir,
+        available_now: start.available_now || s.available_now,
+        processing_time: std::time::Duration::from_millis(s.processing_time_ms),
+        max_rows_per_batch: s.max_rows_per_batch,
+        static_refresh: s.static_refresh_seconds.map(std::time::Duration::from_secs),
+        on_bad_record: s.on_bad_record,
+        max_future_skew: std::time::Duration::from_secs(skew.max(0) as u64),
+        on_epoch: None,
+    })
 }
 
 fn store_root(spec: &FeatureSetPipelineSpec, path: Option<&str>) -> PathBuf {

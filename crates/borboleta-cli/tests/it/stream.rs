@@ -1,0 +1,464 @@
+//! Streaming file pipelines, scripted in the style of Spark's StreamTest: add files, check the
+//! debug table, stop, restart from the checkpoint, add more, check; crash at each step of the
+//! checkpoint protocol and by SIGKILL; the dead-letter output. The final outputs must equal a
+//! batch run over the same files with dedup off: the historical store as a multiset of rows,
+//! the online store as the latest row per key.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use borboleta::{FeatureSetPipelineSpec, PipelineOptions, StreamStartOptions};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::common::{run_env, text};
+
+const SPEC: &str = r#"
+readers:
+  - id: events
+    type: file
+    path: in
+    format: json
+    stream: STREAM
+    schema: {id: bigint, ts: string, amount: double, city: bigint}
+  - {id: cities, type: file, path: cities.csv, format: csv}
+source:
+  query: >
+    select e.id, e.ts, e.amount, c.name as city
+    from events e left join cities c on e.city = c.city_id
+feature_set:
+  name: stream_fs
+  entity: user
+  keys: [{name: id, dtype: bigint}]
+  timestamp: {from_column: ts}
+  DEDUP
+  features:
+    - {name: amount, dtype: double}
+    - {name: city, dtype: string}
+writers:
+  - {type: online_feature_store, debug_mode: true}
+  - {type: historical_feature_store}
+  - {type: online_feature_store}
+"#;
+
+/// A streaming spec (or, `stream = false`, the batch reference over the same folder).
+fn write_spec(dir: &Path, stream: bool, streaming: &str) {
+    let spec = SPEC
+        .replace("STREAM", if stream { "true" } else { "false" })
+        .replace("DEDUP", if stream { "" } else { "deduplicate_rows: false" });
+    let spec = if stream {
+        format!("{spec}streaming:\n  checkpoint_path: ckpt\n{streaming}")
+    } else {
+        spec.replace(
+            "{type: historical_feature_store}",
+            "{type: historical_feature_store, debug_mode: true}",
+        )
+        .replace("  - {type: online_feature_store}\n", "")
+    };
+    std::fs::write(dir.join("spec.yaml"), spec).unwrap();
+    std::fs::write(dir.join("cities.csv"), "city_id,name\n1,Sao Paulo\n2,Rio\n3,Recife\n").unwrap();
+    std::fs::create_dir_all(dir.join("in")).unwrap();
+}
+
+/// Puts a file in the folder the way producers should: write a hidden file, then rename.
+fn arrive(dir: &Path, name: &str, content: &str) {
+    let tmp = dir.join("in").join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, content).unwrap();
+    std::fs::rename(&tmp, dir.join("in").join(name)).unwrap();
+}
+
+/// Deterministic events: `n` rows of file `f` (ids repeat across files; times go back and forth).
+fn events(f: u64, n: u64) -> String {
+    let mut s = String::new();
+    for i in 0..n {
+        let x = f * 1000 + i;
+        let id = (x * 7919) % 23;
+        let minute = (x * 104_729) % 5000;
+        s.push_str(&format!(
+            "{{\"id\":{id},\"ts\":\"2024-01-{:02} {:02}:{:02}:00\",\"amount\":{}.5,\"city\":{}}}\n",
+            1 + minute / 1440,
+            (minute % 1440) / 60,
+            minute % 60,
+            x % 97,
+            x % 4
+        ));
+    }
+    s
+}
+
+fn json_lines(batches: &[RecordBatch]) -> Vec<String> {
+    let mut buf = Vec::new();
+    {
+        let mut w = arrow::json::LineDelimitedWriter::new(&mut buf);
+        for b in batches {
+            w.write(b).unwrap();
+        }
+        w.finish().unwrap();
+    }
+    let mut lines: Vec<String> = text(&buf).lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+fn parquet_rows(table: &Path) -> Vec<String> {
+    fn walk(d: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.file_name().unwrap().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    if table.exists() {
+        walk(table, &mut files);
+    }
+    let mut batches = Vec::new();
+    for f in files {
+        let r = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        batches.extend(r.map(Result::unwrap));
+    }
+    json_lines(&batches)
+}
+
+/// The streaming run's outputs: historical rows (files) and online rows (embedded store).
+fn stream_outputs(dir: &Path) -> (Vec<String>, Vec<String>) {
+    let hist = parquet_rows(&dir.join("feature_store/historical/user/stream_fs"));
+    let spec = FeatureSetPipelineSpec::parse_yaml_file(dir.join("spec.yaml")).unwrap();
+    let (store, table) = borboleta::online_store(&spec).unwrap();
+    let online = json_lines(&[store.scan(&table).unwrap()]);
+    (hist, online)
+}
+
+/// The reference: a batch run over the same files, dedup off.
+async fn batch_reference(files: &[(String, String)]) -> (Vec<String>, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    write_spec(dir.path(), false, "");
+    for (name, content) in files {
+        arrive(dir.path(), name, content);
+    }
+    let spec = FeatureSetPipelineSpec::parse_yaml_file(dir.path().join("spec.yaml")).unwrap();
+    let p = borboleta::build_pipeline(spec, &PipelineOptions::default())
+        .await
+        .unwrap();
+    p.run(borboleta::RunOptions::default()).await.unwrap();
+    let q = |sql: &'static str| {
+        let p = &p;
+        async move { json_lines(&p.sql(sql).await.unwrap().collect().await.unwrap()) }
+    };
+    (
+        q("select id, timestamp, amount, city from historical_feature_store__stream_fs").await,
+        q("select * from online_feature_store__stream_fs").await,
+    )
+}
+
+async fn wait_for_epoch(h: &borboleta::StreamHandle, epoch: u64) {
+    let t0 = Instant::now();
+    while h.status().last_committed.is_none_or(|e| e < epoch) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "epoch {epoch} not committed: {:?}",
+            h.status()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn start(dir: &Path) -> borboleta::StreamHandle {
+    let spec = FeatureSetPipelineSpec::parse_yaml_file(dir.join("spec.yaml")).unwrap();
+    let opts = borboleta::stream_options(&spec, &StreamStartOptions::default()).unwrap();
+    let p = Arc::new(
+        borboleta::build_pipeline(spec, &PipelineOptions::default())
+            .await
+            .unwrap(),
+    );
+    p.start_stream(opts).await.unwrap()
+}
+
+async fn debug_rows(h: &borboleta::StreamHandle) -> Vec<String> {
+    let df = h
+        .sql("select id, amount, city from online_feature_store__stream_fs")
+        .await
+        .unwrap();
+    json_lines(&df.collect().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_add_check_restart_equals_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_spec(d, true, "");
+    let mut all = Vec::new();
+
+    let h = start(d).await;
+    let a = "{\"id\":1,\"ts\":\"2024-01-01 10:00:00\",\"amount\":1.5,\"city\":1}\n\
+             {\"id\":2,\"ts\":\"2024-01-01 11:00:00\",\"amount\":2.5,\"city\":2}\n";
+    arrive(d, "a.jsonl", a);
+    all.push(("a.jsonl".to_string(), a.to_string()));
+    wait_for_epoch(&h, 0).await;
+    assert_eq!(
+        debug_rows(&h).await,
+        [
+            r#"{"id":1,"amount":1.5,"city":"Sao Paulo"}"#,
+            r#"{"id":2,"amount":2.5,"city":"Rio"}"#
+        ]
+    );
+    // Epoch 1 joins other cities: the plan is reused, its join state is not.
+    let b = "{\"id\":1,\"ts\":\"2024-01-02 10:00:00\",\"amount\":3.0,\"city\":3}\n\
+             {\"id\":3,\"ts\":\"2024-01-01 09:00:00\",\"amount\":4.0,\"city\":9}\n";
+    arrive(d, "b.jsonl", b);
+    all.push(("b.jsonl".to_string(), b.to_string()));
+    wait_for_epoch(&h, 1).await;
+    assert_eq!(
+        debug_rows(&h).await,
+        [
+            r#"{"id":1,"amount":1.5,"city":"Sao Paulo"}"#,
+            r#"{"id":1,"amount":3.0,"city":"Recife"}"#,
+            r#"{"id":2,"amount":2.5,"city":"Rio"}"#,
+            r#"{"id":3,"amount":4.0}"#,
+        ]
+    );
+    assert_eq!(h.status().input_rows, 4);
+    h.stop();
+    let status = h.join().await.unwrap();
+    assert_eq!((status.epochs, status.last_committed), (2, Some(1)));
+
+    // Restart: the checkpoint says epochs 0 and 1 are done; only new files are read.
+    let h = start(d).await;
+    assert_eq!(h.status().last_committed, Some(1));
+    let c = events(3, 40);
+    arrive(d, "c.jsonl", &c);
+    all.push(("c.jsonl".to_string(), c.clone()));
+    wait_for_epoch(&h, 2).await;
+    assert_eq!(
+        debug_rows(&h).await.len(),
+        40,
+        "a fresh process's debug table has the new epoch only"
+    );
+    h.stop();
+    h.join().await.unwrap();
+
+    let (hist, online) = stream_outputs(d);
+    let (ref_hist, ref_online) = batch_reference(&all).await;
+    assert_eq!(hist.len(), 44);
+    assert_eq!(hist, ref_hist, "historical store = batch run (multiset)");
+    assert_eq!(online, ref_online, "online store = latest row per key of the batch run");
+}
+
+/// Runs the CLI streaming pipeline over the files that are there, with a failpoint, then
+/// again without: the outputs equal the batch reference.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_crash_at_each_protocol_step_recovers() {
+    let files: Vec<(String, String)> = (0..6).map(|f| (format!("f{f:02}.jsonl"), events(f, 30))).collect();
+    let (ref_hist, ref_online) = batch_reference(&files).await;
+    for fp in ["after_offsets", "during_writers", "before_commit", "after_commit"] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write_spec(d, true, "  max_rows_per_batch: 30\n");
+        for (name, content) in &files {
+            arrive(d, name, content);
+        }
+        let args = ["run", "spec.yaml", "--available-now", "--quiet"];
+        let failpoint = format!("{fp}@2");
+        let out = run_env(d, &args, &[("BORBOLETA_FAILPOINT", &failpoint)]);
+        assert!(!out.status.success(), "{fp}: the failpoint did not fire");
+        assert!(
+            text(&out.stderr).contains(&format!("failpoint {failpoint}")),
+            "{fp}: {}",
+            text(&out.stderr)
+        );
+        let out = run_env(d, &args, &[]);
+        assert!(out.status.success(), "{fp}: restart failed: {}", text(&out.stderr));
+        let (hist, online) = stream_outputs(d);
+        assert_eq!(hist, ref_hist, "{fp}: historical store differs from the batch run");
+        assert_eq!(online, ref_online, "{fp}: online store differs from the batch run");
+        let show = run_env(d, &["checkpoint", "show", "spec.yaml"], &[]);
+        assert!(
+            text(&show.stdout).contains("last committed epoch: 5"),
+            "{fp}: {}",
+            text(&show.stdout)
+        );
+    }
+}
+
+/// ≥ 20 SIGKILLs of the CLI at random moments while files keep arriving; then a drain. No
+/// event lost, none duplicated in the historical store, the online store is the latest per key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_survives_sigkills_while_files_arrive() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    write_spec(&d, true, "  max_rows_per_batch: 20\n");
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    eprintln!("sigkill test seed: {seed}");
+    let mut rand = move |n: u64| {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) % n
+    };
+    let mut files = Vec::new();
+    let mut next_file = 0u64;
+    let kills = 20;
+    for _ in 0..kills {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_borboleta"))
+            .args(["run", "spec.yaml", "--quiet"])
+            .current_dir(&d)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_millis(150 + rand(600));
+        while Instant::now() < deadline {
+            let name = format!("k{next_file:03}.jsonl");
+            let content = events(100 + next_file, 20);
+            arrive(&d, &name, &content);
+            files.push((name, content));
+            next_file += 1;
+            std::thread::sleep(Duration::from_millis(20 + rand(80)));
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+    // the killed processes did commit epochs (the kills hit a working stream, not only start-up)
+    let show = text(&run_env(&d, &["checkpoint", "show", "spec.yaml"], &[]).stdout);
+    let committed: u64 = show
+        .lines()
+        .find_map(|l| l.strip_prefix("last committed epoch: ")?.parse().ok())
+        .unwrap_or(0);
+    assert!(committed >= 5, "too few epochs committed before the drain: {show}");
+    eprintln!(
+        "{kills} kills, {} files, {committed} epochs committed before the drain",
+        files.len()
+    );
+    let out = run_env(&d, &["run", "spec.yaml", "--available-now", "--quiet"], &[]);
+    assert!(out.status.success(), "drain failed: {}", text(&out.stderr));
+    let (hist, online) = stream_outputs(&d);
+    let (ref_hist, ref_online) = batch_reference(&files).await;
+    assert_eq!(hist.len(), files.len() * 20, "every event once in the historical store");
+    assert_eq!(
+        hist, ref_hist,
+        "historical store differs from the batch run after {kills} kills"
+    );
+    assert_eq!(
+        online, ref_online,
+        "online store differs from the batch run after {kills} kills"
+    );
+}
+
+/// Bad lines go to the dead-letter output with file, line and reason; the good ones are written.
+#[test]
+fn stream_dead_letters_bad_records_and_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_spec(d, true, "");
+    let future = (chrono::Utc::now() + chrono::Duration::days(3)).format("%Y-%m-%d %H:%M:%S");
+    let lines = [
+        r#"{"id":1,"ts":"2024-01-01 10:00:00","amount":1.5,"city":1}"#.to_string(),
+        "{not json".to_string(),
+        r#"{"id":"two","ts":"2024-01-01 10:00:00","amount":1.5,"city":1}"#.to_string(),
+        r#"{"id":3,"ts":null,"amount":2.0,"city":1}"#.to_string(),
+        format!(r#"{{"id":4,"ts":"{future}","amount":2.0,"city":1}}"#),
+        r#"{"id":5,"ts":"2024-01-01 12:00:00","amount":"abc","city":2}"#.to_string(),
+        r#"{"id":6,"ts":"2024-01-01 13:00:00","amount":6.0,"city":2}"#.to_string(),
+        r#"{"ts":"2024-01-01 13:00:00","amount":7.0,"city":2}"#.to_string(),
+    ];
+    arrive(d, "mixed.jsonl", &(lines.join("\n") + "\n"));
+    let out = run_env(d, &["run", "spec.yaml", "--available-now"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("6 records dead-lettered"),
+        "{}",
+        text(&out.stderr)
+    );
+    let dead = std::fs::read_to_string(d.join("ckpt/user/stream_fs/dead_letter/epoch=0.jsonl")).unwrap();
+    let dead: Vec<serde_json::Value> = dead.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let summary: Vec<(Option<u64>, String)> = dead
+        .iter()
+        .map(|v| (v["position"].as_u64(), v["reason"].as_str().unwrap().to_string()))
+        .collect();
+    let expect = [
+        (Some(2), "Json error"),
+        (Some(3), "failed to parse \"two\" as Int64"),
+        (Some(6), "failed to parse \"abc\" as Float64"),
+        (None, "the event time (timestamp) is null"),
+        (None, "too far in the future"),
+        (None, "a key is null"),
+    ];
+    assert_eq!(summary.len(), expect.len(), "{summary:?}");
+    for (want_pos, want_reason) in expect {
+        assert!(
+            summary.iter().any(|(p, r)| *p == want_pos && r.contains(want_reason)),
+            "missing dead letter {want_pos:?} {want_reason}: {summary:?}"
+        );
+    }
+    // raw records are kept as they were; feature rows as JSON
+    assert!(dead.iter().any(|v| v["record"] == "{not json"));
+    assert!(dead.iter().all(|v| v["epoch"] == 0));
+    let (hist, _) = stream_outputs(d);
+    assert_eq!(hist.len(), 2, "{hist:?}");
+    assert!(
+        hist[0].contains(r#""id":1"#) && hist[1].contains(r#""id":6"#),
+        "{hist:?}"
+    );
+}
+
+/// `--sql` runs while the stream runs (its own task, at most once per interval); SIGTERM stops
+/// the stream gracefully (exit 0, the summary says where it stopped).
+#[test]
+fn stream_live_sql_and_graceful_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_spec(d, true, "");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_borboleta"))
+        .args([
+            "run",
+            "spec.yaml",
+            "--sql",
+            "select count(*) as n from online_feature_store__stream_fs",
+            "--sql-interval",
+            "0.05",
+        ])
+        .current_dir(d)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    arrive(d, "a.jsonl", &events(1, 3));
+    let mut line = String::new();
+    while !seen.contains("| 3 |") {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "stdout closed: {seen}");
+        seen.push_str(&line);
+        if seen.contains("-- epoch 0 --") && !seen.contains("| 3 |") && seen.lines().count() > 10 {
+            panic!("epoch 0 printed without its rows: {seen}");
+        }
+    }
+    arrive(d, "b.jsonl", &events(2, 4));
+    while !seen.contains("| 7 |") {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "stdout closed: {seen}");
+        seen.push_str(&line);
+    }
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "SIGTERM is a graceful stop: {:?}", out.status);
+    let err = text(&out.stderr);
+    assert!(err.contains("last committed epoch: 1"), "{err}");
+}
