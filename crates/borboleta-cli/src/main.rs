@@ -119,6 +119,9 @@ struct RunArgs {
     /// Streaming: seconds between two refreshes of the debug tables or `--sql` queries.
     #[arg(long, default_value_t = 1.0)]
     sql_interval: f64,
+    /// Streaming: serve the stream's metrics in Prometheus format at http://<addr>/metrics.
+    #[arg(long)]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -344,6 +347,10 @@ async fn run_stream(
     use tokio::signal::unix::{SignalKind, signal};
     let available_now = opts.available_now;
     let handle = pipeline.start_stream(opts).await?;
+    let metrics = match args.metrics_addr {
+        Some(addr) => Some(serve_metrics(addr, handle.status_source()).await?),
+        None => None,
+    };
     let mut sigterm = signal(SignalKind::terminate())?;
     let interval = Duration::from_secs_f64(args.sql_interval.max(0.01));
     let live = !available_now && (!args.sql.is_empty() || args.debug || !pipeline.debug_tables().is_empty());
@@ -367,7 +374,11 @@ async fn run_stream(
             }
         }
     }
-    let status = handle.join().await?;
+    let status = handle.join().await;
+    if let Some(m) = metrics {
+        m.abort();
+    }
+    let status = status?;
     if !args.quiet {
         eprintln!(
             "stream stopped: {} epochs, {} rows read, {} feature rows, {} records dead-lettered; last committed epoch: {}",
@@ -382,6 +393,40 @@ async fn run_stream(
         print_debug_output(&pipeline, args).await?;
     }
     Ok(())
+}
+
+/// Serves `GET /metrics` (Prometheus text format) on `addr`, on a task the caller aborts.
+async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    status: impl Fn() -> borboleta::StreamStatus + Send + Sync + 'static,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::spec("--metrics-addr", format!("cannot listen on {addr}: {e}")))?;
+    let status = Arc::new(status);
+    Ok(tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let status = Arc::clone(&status);
+            // one short request per connection; a slow client only delays itself
+            let _ = tokio::time::timeout(Duration::from_secs(5), async move {
+                let mut buf = [0u8; 1024];
+                let n = conn.read(&mut buf).await.unwrap_or(0);
+                let request = String::from_utf8_lossy(&buf[..n]);
+                let (code, body) = if request.starts_with("GET /metrics") {
+                    ("200 OK", status().prometheus())
+                } else {
+                    ("404 Not Found", "see /metrics\n".to_string())
+                };
+                let response = format!(
+                    "HTTP/1.1 {code}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(response.as_bytes()).await;
+            })
+            .await;
+        }
+    }))
 }
 
 async fn checkpoint(command: CheckpointCommand) -> anyhow::Result<()> {

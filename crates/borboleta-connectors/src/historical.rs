@@ -23,16 +23,22 @@ use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{FileReader as _, SerializedFileReader};
 
 /// See the module docs.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct HistoricalWriter {
     spec: HistoricalWriterSpec,
     root: PathBuf,
+    /// Held while a stream writes the table (`<table>/.stream.lock`).
+    stream_lock: std::sync::OnceLock<File>,
 }
 
 impl HistoricalWriter {
     /// Writes under `root` (the feature store root, already resolved).
     pub fn new(spec: HistoricalWriterSpec, root: PathBuf) -> Self {
-        Self { spec, root }
+        Self {
+            spec,
+            root,
+            stream_lock: std::sync::OnceLock::new(),
+        }
     }
 
     /// `<root>/historical/<entity>/<feature set>`.
@@ -54,6 +60,44 @@ fn io(context: &str, e: impl std::fmt::Display) -> Error {
 impl Writer for HistoricalWriter {
     fn name(&self) -> String {
         "historical_feature_store".into()
+    }
+
+    /// A stream owns its table while it runs: a second stream, or a batch run that would
+    /// replace partitions (`interval_mode` or `overwrite`), is refused before writing anything.
+    fn prepare(&self, _ctx: &datafusion::prelude::SessionContext, wctx: &WriteContext) -> Result<()> {
+        let table = self.table_dir(wctx);
+        let lock_path = table.join(".stream.lock");
+        let replaces = self.spec.interval_mode || self.spec.mode == WriteMode::Overwrite;
+        if !wctx.streaming && !(replaces && lock_path.exists()) {
+            return Ok(());
+        }
+        fs::create_dir_all(&table).map_err(|e| io(&format!("cannot create {}", table.display()), e))?;
+        let f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| io("cannot open the stream lock", e))?;
+        match f.try_lock() {
+            Ok(()) if wctx.streaming => {
+                let _ = self.stream_lock.set(f);
+                Ok(())
+            }
+            Ok(()) => Ok(()), // no stream runs: released on drop
+            Err(fs::TryLockError::WouldBlock) => Err(Error::spec(
+                "writers",
+                format!(
+                    "the historical table {} is being written by a running stream; {}",
+                    table.display(),
+                    if wctx.streaming {
+                        "two streams cannot write one table"
+                    } else {
+                        "a batch run may not replace its partitions (use `mode: append`, or stop the stream)"
+                    }
+                ),
+            )),
+            Err(fs::TryLockError::Error(e)) => Err(io("cannot lock the table", e)),
+        }
     }
 
     async fn begin(&self, wctx: &WriteContext, epoch: Option<u64>) -> Result<Box<dyn WriterSession>> {

@@ -183,6 +183,7 @@ impl FeatureSetPipeline {
                 feature_set: Arc::new(borboleta_core::FeatureSetSpec::new("", "")),
                 schema: Arc::new(arrow::datatypes::Schema::empty()),
                 keys: vec![],
+                streaming,
             },
             stream: streaming.then_some(parts),
         };
@@ -205,6 +206,7 @@ impl FeatureSetPipeline {
             feature_set: Arc::new(p.spec.feature_set.clone()),
             schema,
             keys: key_columns(&p.spec.feature_set),
+            streaming,
         };
         for w in &p.writers {
             w.prepare(&p.ctx, &p.wctx)?;

@@ -24,6 +24,8 @@ pub struct WriteContext {
     pub schema: SchemaRef,
     /// Key columns.
     pub keys: Vec<String>,
+    /// Whether the rows come from a stream (one session per epoch).
+    pub streaming: bool,
 }
 
 /// What a writer did.
@@ -202,6 +204,7 @@ impl Writer for MemoryWriter {
             rows,
             latest,
             rejected: Rejected::default(),
+            written: 0,
             max_rows: if epoch.is_some() { self.max_rows } else { None },
             evicted: Arc::clone(&self.evicted),
         }))
@@ -215,6 +218,7 @@ struct MemorySession {
     rows: Vec<RecordBatch>,
     latest: Option<LatestPerKey>,
     rejected: Rejected,
+    written: u64,
     max_rows: Option<usize>,
     evicted: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -240,6 +244,7 @@ fn evict_oldest(batches: &mut Vec<RecordBatch>, max_rows: usize) -> u64 {
 #[async_trait]
 impl WriterSession for MemorySession {
     async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        self.written += batch.num_rows() as u64;
         match &mut self.latest {
             Some(l) => l.push(batch),
             None if self.mode == MemoryMode::Append => {
@@ -274,10 +279,16 @@ impl WriterSession for MemorySession {
         }
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         self.table.publish(batches);
+        let rejected_rows = rejected.null_timestamp + rejected.future_timestamp;
         Ok(WriteMetrics {
-            rows_written: rows as u64,
+            // a batch run: the table's rows; an epoch: the rows it added
+            rows_written: if self.max_rows.is_some() || self.mode == MemoryMode::Append {
+                self.written - rejected_rows
+            } else {
+                rows as u64
+            },
             rejected,
-            detail: format!("table {}", self.name),
+            detail: format!("table {} ({rows} rows)", self.name),
         })
     }
 }

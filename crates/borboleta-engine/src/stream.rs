@@ -157,10 +157,92 @@ pub struct StreamStatus {
     pub output_rows: u64,
     /// Records sent to the dead-letter output.
     pub dead_lettered: u64,
+    /// Rows (or keys) written per writer.
+    pub writer_rows: BTreeMap<String, u64>,
     /// The last epoch's metrics.
     pub last_epoch: Option<EpochMetrics>,
     /// Whether the loop is still running.
     pub running: bool,
+}
+
+impl StreamStatus {
+    /// The counters in Prometheus' text format.
+    pub fn prometheus(&self) -> String {
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>| {
+            out.push_str(&format!(
+                "# HELP borboleta_{name} {help}\n# TYPE borboleta_{name} {kind}\n"
+            ));
+            for (labels, v) in samples {
+                out.push_str(&format!("borboleta_{name}{labels} {v}\n"));
+            }
+        };
+        let one = |v: f64| vec![(String::new(), v)];
+        metric(
+            "epochs_total",
+            "counter",
+            "Epochs committed by this process.",
+            one(self.epochs as f64),
+        );
+        if let Some(e) = self.last_committed {
+            metric(
+                "last_committed_epoch",
+                "gauge",
+                "The last committed epoch.",
+                one(e as f64),
+            );
+        }
+        metric(
+            "input_rows_total",
+            "counter",
+            "Rows read by the streaming readers.",
+            one(self.input_rows as f64),
+        );
+        metric(
+            "output_rows_total",
+            "counter",
+            "Feature rows handed to the writers.",
+            one(self.output_rows as f64),
+        );
+        metric(
+            "dead_lettered_total",
+            "counter",
+            "Records sent to the dead-letter output.",
+            one(self.dead_lettered as f64),
+        );
+        metric(
+            "writer_rows_total",
+            "counter",
+            "Rows (or keys) written per writer.",
+            self.writer_rows
+                .iter()
+                .map(|(w, n)| (format!("{{writer=\"{}\"}}", w.replace('"', "'")), *n as f64))
+                .collect(),
+        );
+        if let Some(m) = &self.last_epoch {
+            metric(
+                "epoch_duration_seconds",
+                "gauge",
+                "Wall time of the last epoch.",
+                one(m.duration_seconds),
+            );
+            if let Some(f) = m.freshness_seconds {
+                metric(
+                    "freshness_seconds",
+                    "gauge",
+                    "Now minus the newest event time written, at the last commit.",
+                    one(f),
+                );
+            }
+        }
+        metric(
+            "running",
+            "gauge",
+            "1 while the stream runs.",
+            one(f64::from(u8::from(self.running))),
+        );
+        out
+    }
 }
 
 /// A running streaming pipeline. Dropping it aborts the stream (the current epoch is
@@ -181,6 +263,11 @@ impl StreamHandle {
     /// Counters so far.
     pub fn status(&self) -> StreamStatus {
         self.status.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    /// A function that reads the counters, for another task (e.g. a metrics endpoint).
+    pub fn status_source(&self) -> impl Fn() -> StreamStatus + Send + Sync + 'static {
+        let status = Arc::clone(&self.status);
+        move || status.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
     /// Runs SQL in the pipeline's session while the stream runs (debug tables included; each
     /// query sees whole epochs only).
@@ -388,6 +475,9 @@ impl StreamLoop {
                 s.input_rows += metrics.input_rows;
                 s.output_rows += metrics.output_rows;
                 s.dead_lettered += metrics.dead_lettered;
+                for (w, n) in &metrics.writers {
+                    *s.writer_rows.entry(w.clone()).or_default() += n;
+                }
                 s.last_epoch = Some(metrics.clone());
             }
             info!(

@@ -423,6 +423,10 @@ fn stream_live_sql_and_graceful_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     write_spec(d, true, "");
+    let metrics_addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
     let mut child = Command::new(env!("CARGO_BIN_EXE_borboleta"))
         .args([
             "run",
@@ -431,6 +435,8 @@ fn stream_live_sql_and_graceful_sigterm() {
             "select count(*) as n from online_feature_store__stream_fs",
             "--sql-interval",
             "0.05",
+            "--metrics-addr",
+            &metrics_addr,
         ])
         .current_dir(d)
         .stdout(Stdio::piped())
@@ -455,10 +461,91 @@ fn stream_live_sql_and_graceful_sigterm() {
         assert!(stdout.read_line(&mut line).unwrap() > 0, "stdout closed: {seen}");
         seen.push_str(&line);
     }
+    // the metrics endpoint reports the same counts
+    let metrics = {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(&metrics_addr).unwrap();
+        c.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+        let mut s = String::new();
+        c.read_to_string(&mut s).unwrap();
+        s
+    };
+    assert!(metrics.starts_with("HTTP/1.1 200 OK"), "{metrics}");
+    for want in [
+        "borboleta_input_rows_total 7",
+        "borboleta_output_rows_total 7",
+        "borboleta_last_committed_epoch 1",
+        "borboleta_writer_rows_total{writer=\"historical_feature_store\"} 7",
+    ] {
+        assert!(metrics.contains(want), "missing `{want}`:\n{metrics}");
+    }
     let pid = child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "SIGTERM is a graceful stop: {:?}", out.status);
     let err = text(&out.stderr);
     assert!(err.contains("last committed epoch: 1"), "{err}");
+}
+
+/// Static readers are reloaded on `static_refresh_seconds`; streaming debug tables keep at
+/// most `debug_max_rows` rows; files older than `max_file_age_seconds` are ignored; a batch
+/// run may not replace partitions of a table a stream is writing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_static_refresh_limits_and_table_ownership() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_spec(d, true, "  static_refresh_seconds: 1\n  debug_max_rows: 3\n");
+    let spec = std::fs::read_to_string(d.join("spec.yaml"))
+        .unwrap()
+        .replace("stream: true", "stream: true\n    max_file_age_seconds: 3600");
+    std::fs::write(d.join("spec.yaml"), spec).unwrap();
+    arrive(d, "old.jsonl", &events(7, 5));
+    let two_days_ago = std::time::SystemTime::now() - Duration::from_secs(2 * 86_400);
+    std::fs::File::options()
+        .write(true)
+        .open(d.join("in/old.jsonl"))
+        .unwrap()
+        .set_modified(two_days_ago)
+        .unwrap();
+    // max_file_age counts back from the newest file seen
+    let a = "{\"id\":1,\"ts\":\"2024-01-01 10:00:00\",\"amount\":1.0,\"city\":1}\n\
+             {\"id\":2,\"ts\":\"2024-01-01 11:00:00\",\"amount\":2.0,\"city\":1}\n";
+    arrive(d, "a.jsonl", a);
+    let h = start(d).await;
+    wait_for_epoch(&h, 0).await;
+    assert_eq!(h.status().input_rows, 2, "the two-day-old file is ignored");
+
+    // a batch run that would replace partitions of the stream's table is refused
+    let batch = std::fs::read_to_string(d.join("spec.yaml"))
+        .unwrap()
+        .replace("stream: true\n    max_file_age_seconds: 3600", "stream: false")
+        .replace(
+            "{type: historical_feature_store}",
+            "{type: historical_feature_store, interval_mode: true}",
+        );
+    let batch = &batch[..batch.find("streaming:").unwrap()];
+    let batch_spec = FeatureSetPipelineSpec::from_yaml_str(batch, Some(d), &|_| None).unwrap();
+    let err = borboleta::build_pipeline(batch_spec, &PipelineOptions::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("being written by a running stream"), "{err}");
+
+    std::fs::write(d.join("cities.csv"), "city_id,name\n1,Campinas\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let b = "{\"id\":3,\"ts\":\"2024-01-01 12:00:00\",\"amount\":3.0,\"city\":1}\n\
+             {\"id\":4,\"ts\":\"2024-01-01 13:00:00\",\"amount\":4.0,\"city\":1}\n";
+    arrive(d, "b.jsonl", b);
+    wait_for_epoch(&h, 1).await;
+    assert_eq!(
+        debug_rows(&h).await,
+        [
+            r#"{"id":2,"amount":2.0,"city":"Sao Paulo"}"#,
+            r#"{"id":3,"amount":3.0,"city":"Campinas"}"#,
+            r#"{"id":4,"amount":4.0,"city":"Campinas"}"#,
+        ],
+        "the oldest row is evicted; the reloaded static table is joined"
+    );
+    h.stop();
+    h.join().await.unwrap();
 }
