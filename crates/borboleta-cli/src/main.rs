@@ -269,6 +269,22 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let pipeline = borboleta::build_pipeline(spec, &PipelineOptions { debug: args.debug }).await?;
     if pipeline.is_streaming() {
+        if args.start_date.is_some() || args.end_date.is_some() || args.date.is_some() {
+            return Err(Error::spec(
+                "--start-date",
+                "a streaming pipeline takes whatever arrives: --start-date, --end-date and --date are for batch runs",
+            )
+            .into());
+        }
+        if args.debug && !args.no_checkpoint && borboleta::checkpoint_dir(pipeline.spec()).is_some() {
+            // --debug writes nowhere durable: it must not move the pipeline's checkpoint
+            return Err(Error::spec(
+                "--debug",
+                "--debug writes to in-memory tables only, so it must not move the pipeline's checkpoint: \
+                 add --no-checkpoint",
+            )
+            .into());
+        }
         let start = borboleta::StreamStartOptions {
             no_checkpoint: args.no_checkpoint,
             available_now: args.available_now,
@@ -346,11 +362,16 @@ async fn run_stream(
 ) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let available_now = opts.available_now;
-    let handle = pipeline.start_stream(opts).await?;
-    let metrics = match args.metrics_addr {
-        Some(addr) => Some(serve_metrics(addr, handle.status_source()).await?),
+    let listener = match args.metrics_addr {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| Error::spec("--metrics-addr", format!("cannot listen on {addr}: {e}")))?,
+        ),
         None => None,
     };
+    let handle = pipeline.start_stream(opts).await?;
+    let metrics = listener.map(|l| serve_metrics(l, handle.status_source()));
     let mut sigterm = signal(SignalKind::terminate())?;
     let interval = Duration::from_secs_f64(args.sql_interval.max(0.01));
     let live = !available_now && (!args.sql.is_empty() || args.debug || !pipeline.debug_tables().is_empty());
@@ -362,7 +383,7 @@ async fn run_stream(
             _ = tokio::signal::ctrl_c() => { eprintln!("stopping after the current epoch"); handle.stop(); }
             _ = sigterm.recv() => handle.stop(),
             _ = tick.tick() => {
-                let epoch = handle.status().last_committed;
+                let epoch = handle.status().last_epoch_written;
                 if live && epoch.is_some() && epoch != printed_epoch {
                     printed_epoch = epoch;
                     if terminal {
@@ -389,23 +410,20 @@ async fn run_stream(
             status.last_committed.map_or("none".into(), |e| e.to_string())
         );
     }
-    if !live || printed_epoch != status.last_committed {
+    if !live || printed_epoch != status.last_epoch_written {
         print_debug_output(&pipeline, args).await?;
     }
     Ok(())
 }
 
-/// Serves `GET /metrics` (Prometheus text format) on `addr`, on a task the caller aborts.
-async fn serve_metrics(
-    addr: std::net::SocketAddr,
+/// Serves `GET /metrics` (Prometheus text format), on a task the caller aborts.
+fn serve_metrics(
+    listener: tokio::net::TcpListener,
     status: impl Fn() -> borboleta::StreamStatus + Send + Sync + 'static,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+) -> tokio::task::JoinHandle<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| Error::spec("--metrics-addr", format!("cannot listen on {addr}: {e}")))?;
     let status = Arc::new(status);
-    Ok(tokio::spawn(async move {
+    tokio::spawn(async move {
         while let Ok((mut conn, _)) = listener.accept().await {
             let status = Arc::clone(&status);
             // one short request per connection; a slow client only delays itself
@@ -426,7 +444,7 @@ async fn serve_metrics(
             })
             .await;
         }
-    }))
+    })
 }
 
 async fn checkpoint(command: CheckpointCommand) -> anyhow::Result<()> {
@@ -457,9 +475,11 @@ async fn checkpoint(command: CheckpointCommand) -> anyhow::Result<()> {
                     serde_json::to_string(&c.positions)?
                 );
             }
+            let last = state.last_committed();
             for (o, c) in &state.epochs {
                 let status = match c {
                     Some(c) => format!("committed at {}, {} feature rows", c.committed_at, c.rows),
+                    None if last.is_some_and(|l| o.epoch < l) => "committed with a later epoch".into(),
                     None => "planned, not committed: replayed over the same range on restart".into(),
                 };
                 println!("epoch {}: {status}", o.epoch);

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
 use arrow::compute::take_record_batch;
@@ -29,6 +29,61 @@ pub struct HistoricalWriter {
     root: PathBuf,
     /// Held while a stream writes the table (`<table>/.stream.lock`).
     stream_lock: std::sync::OnceLock<File>,
+    /// Streams: the epochs gathered but not yet committed.
+    interval: Arc<Mutex<IntervalState>>,
+}
+
+/// Streams: epochs are gathered into one file per partition (`part-epochs-<first>-<last>`)
+/// and moved into place every `commit_interval_seconds` or `commit_interval_mb`.
+#[derive(Default)]
+struct IntervalState {
+    open: Option<OpenInterval>,
+}
+
+struct OpenInterval {
+    first: u64,
+    last: u64,
+    staging: PathBuf,
+    table: PathBuf,
+    writers: BTreeMap<Partition, ArrowWriter<File>>,
+    bytes: u64,
+    started: std::time::Instant,
+}
+
+impl std::fmt::Debug for IntervalState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntervalState")
+            .field("open", &self.open.as_ref().map(|o| (o.first, o.last)))
+            .finish()
+    }
+}
+
+impl OpenInterval {
+    /// Closes the files and moves them into their partitions, named by the epochs they hold.
+    fn commit(self) -> Result<()> {
+        let name = format!("part-epochs-{:010}-{:010}.parquet", self.first, self.last);
+        for (p, w) in self.writers {
+            w.close().map_err(|e| io("cannot finish parquet file", e))?;
+            let target = partition_dir(&self.table, p);
+            fs::create_dir_all(&target).map_err(|e| io("cannot create partition", e))?;
+            fs::rename(partition_dir(&self.staging, p).join("part.parquet"), target.join(&name))
+                .map_err(|e| io("cannot move file", e))?;
+        }
+        fs::remove_dir_all(&self.staging).map_err(|e| io("cannot remove staging", e))
+    }
+}
+
+/// The epochs of a streamed file name `part-epochs-<first>-<last>.parquet`.
+fn file_epochs(name: &str) -> Option<(u64, u64)> {
+    let (a, b) = name
+        .strip_prefix("part-epochs-")?
+        .strip_suffix(".parquet")?
+        .split_once('-')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+fn lock_interval(m: &Mutex<IntervalState>) -> std::sync::MutexGuard<'_, IntervalState> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl HistoricalWriter {
@@ -38,6 +93,7 @@ impl HistoricalWriter {
             spec,
             root,
             stream_lock: std::sync::OnceLock::new(),
+            interval: Arc::default(),
         }
     }
 
@@ -45,33 +101,13 @@ impl HistoricalWriter {
     pub fn table_dir(&self, wctx: &WriteContext) -> PathBuf {
         table_dir(&self.root, &wctx.feature_set.entity, &wctx.feature_set.name)
     }
-}
 
-/// `<root>/historical/<entity>/<name>`.
-pub fn table_dir(root: &Path, entity: &str, name: &str) -> PathBuf {
-    root.join("historical").join(entity).join(name)
-}
-
-fn io(context: &str, e: impl std::fmt::Display) -> Error {
-    Error::external("file system", false, format!("{context}: {e}"))
-}
-
-#[async_trait]
-impl Writer for HistoricalWriter {
-    fn name(&self) -> String {
-        "historical_feature_store".into()
-    }
-
-    /// A stream owns its table while it runs: a second stream, or a batch run that would
-    /// replace partitions (`interval_mode` or `overwrite`), is refused before writing anything.
-    fn prepare(&self, _ctx: &datafusion::prelude::SessionContext, wctx: &WriteContext) -> Result<()> {
+    /// Takes `<table>/.stream.lock`: a running stream holds it (a second stream on the same
+    /// table is refused); a batch run that would replace partitions only checks it.
+    fn lock_table(&self, wctx: &WriteContext) -> Result<()> {
         let table = self.table_dir(wctx);
-        let lock_path = table.join(".stream.lock");
-        let replaces = self.spec.interval_mode || self.spec.mode == WriteMode::Overwrite;
-        if !wctx.streaming && !(replaces && lock_path.exists()) {
-            return Ok(());
-        }
         fs::create_dir_all(&table).map_err(|e| io(&format!("cannot create {}", table.display()), e))?;
+        let lock_path = table.join(".stream.lock");
         let f = File::options()
             .create(true)
             .truncate(false)
@@ -99,28 +135,105 @@ impl Writer for HistoricalWriter {
             Err(fs::TryLockError::Error(e)) => Err(io("cannot lock the table", e)),
         }
     }
+}
+
+/// `<root>/historical/<entity>/<name>`.
+pub fn table_dir(root: &Path, entity: &str, name: &str) -> PathBuf {
+    root.join("historical").join(entity).join(name)
+}
+
+fn io(context: &str, e: impl std::fmt::Display) -> Error {
+    Error::external("file system", false, format!("{context}: {e}"))
+}
+
+#[async_trait]
+impl Writer for HistoricalWriter {
+    fn name(&self) -> String {
+        "historical_feature_store".into()
+    }
+
+    /// A batch run that would replace partitions (`interval_mode` or `overwrite`) of a table a
+    /// running stream writes is refused before writing anything.
+    fn prepare(&self, _ctx: &datafusion::prelude::SessionContext, wctx: &WriteContext) -> Result<()> {
+        let replaces = self.spec.interval_mode || self.spec.mode == WriteMode::Overwrite;
+        if wctx.streaming || !replaces || !self.table_dir(wctx).join(".stream.lock").exists() {
+            return Ok(());
+        }
+        self.lock_table(wctx)
+    }
+
+    /// Removes files of epochs after `last_committed` (a crashed process moved them in
+    /// before its checkpoint commit; those epochs are replayed) and stale staging folders.
+    fn recover(&self, wctx: &WriteContext, last_committed: Option<u64>) -> Result<()> {
+        self.lock_table(wctx)?;
+        fn walk(dir: &Path, last: Option<u64>, top: bool) -> Result<()> {
+            for e in fs::read_dir(dir).map_err(|e| io("cannot list table", e))? {
+                let path = e.map_err(|e| io("cannot list table", e))?.path();
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if top && name.starts_with(".staging-") {
+                    fs::remove_dir_all(&path).map_err(|e| io("cannot remove staging", e))?;
+                } else if path.is_dir() && name.contains('=') {
+                    walk(&path, last, false)?;
+                } else if let Some((_, b)) = file_epochs(&name)
+                    && last.is_none_or(|l| b > l)
+                {
+                    tracing::info!(file = %path.display(), "removing a file of an uncommitted epoch (replayed)");
+                    fs::remove_file(&path).map_err(|e| io("cannot remove file", e))?;
+                }
+            }
+            Ok(())
+        }
+        let table = self.table_dir(wctx);
+        if table.exists() {
+            walk(&table, last_committed, true)?;
+        }
+        Ok(())
+    }
+
+    fn durable_through(&self, processed: u64) -> Option<u64> {
+        match &lock_interval(&self.interval).open {
+            Some(o) => o.first.checked_sub(1),
+            None => Some(processed),
+        }
+    }
+
+    async fn flush(&self, force: bool) -> Result<()> {
+        let mut state = lock_interval(&self.interval);
+        let due = state.open.as_ref().is_some_and(|o| {
+            force
+                || o.started.elapsed().as_secs() >= self.spec.commit_interval_seconds.unwrap_or(60)
+                || o.bytes >= self.spec.commit_interval_mb.unwrap_or(128) * 1024 * 1024
+        });
+        if due && let Some(o) = state.open.take() {
+            o.commit()?;
+        }
+        Ok(())
+    }
 
     async fn begin(&self, wctx: &WriteContext, epoch: Option<u64>) -> Result<Box<dyn WriterSession>> {
         let table = self.table_dir(wctx);
-        let mut spec = self.spec.clone();
-        let run_id = match epoch {
-            // A stream appends one file per epoch and partition, named by the epoch: a replay
-            // of the epoch writes the same names and replaces them.
-            Some(n) => {
-                spec.mode = WriteMode::Append;
-                spec.interval_mode = false;
-                spec.row_count_validation = false;
-                format!("epoch-{n:010}")
-            }
-            None => format!(
-                "{}-{}",
-                std::process::id(),
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos())
-                    .unwrap_or(0)
-            ),
-        };
+        if let Some(epoch) = epoch {
+            return Ok(Box::new(StreamSession {
+                interval: Arc::clone(&self.interval),
+                epoch,
+                table,
+                schema: Arc::clone(&wctx.schema),
+                rows: 0,
+                rejected: Rejected::default(),
+            }));
+        }
+        let spec = self.spec.clone();
+        let run_id = format!(
+            "{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        );
         let staging = table.join(format!(".staging-{run_id}"));
         if staging.exists() {
             fs::remove_dir_all(&staging).map_err(|e| io(&format!("cannot clear {}", staging.display()), e))?;
@@ -152,6 +265,103 @@ struct HistoricalSession {
     rejected: Rejected,
 }
 
+/// One epoch of a stream: its rows go into the open interval's files.
+struct StreamSession {
+    interval: Arc<Mutex<IntervalState>>,
+    epoch: u64,
+    table: PathBuf,
+    schema: SchemaRef,
+    rows: u64,
+    rejected: Rejected,
+}
+
+fn parquet_writer(path: &Path, schema: &SchemaRef) -> Result<ArrowWriter<File>> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|e| io("cannot create staging partition", e))?;
+    }
+    let file = File::create(path).map_err(|e| io("cannot create parquet file", e))?;
+    let props = WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(256 * 1024))
+        .build();
+    ArrowWriter::try_new(file, Arc::clone(schema), Some(props)).map_err(|e| io("cannot write parquet", e))
+}
+
+#[async_trait]
+impl WriterSession for StreamSession {
+    async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        let groups = split_by_partition(&batch, &mut self.rejected)?;
+        let mut state = lock_interval(&self.interval);
+        let open = state.open.get_or_insert_with(|| OpenInterval {
+            first: self.epoch,
+            last: self.epoch,
+            staging: self.table.join(format!(".staging-epochs-{:010}", self.epoch)),
+            table: self.table.clone(),
+            writers: BTreeMap::new(),
+            bytes: 0,
+            started: std::time::Instant::now(),
+        });
+        open.last = self.epoch;
+        for (p, part) in groups {
+            if !open.writers.contains_key(&p) {
+                let w = parquet_writer(&partition_dir(&open.staging, p).join("part.parquet"), &self.schema)?;
+                open.writers.insert(p, w);
+            }
+            if let Some(w) = open.writers.get_mut(&p) {
+                w.write(&part).map_err(|e| io("cannot write parquet", e))?;
+            }
+            open.bytes += part.get_array_memory_size() as u64;
+            self.rows += part.num_rows() as u64;
+        }
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<WriteMetrics> {
+        let state = lock_interval(&self.interval);
+        let detail = match &state.open {
+            Some(o) => format!(
+                "epochs {}..={} gathered under {}",
+                o.first,
+                o.last,
+                self.table.display()
+            ),
+            None => format!("under {}", self.table.display()),
+        };
+        Ok(WriteMetrics {
+            rows_written: self.rows,
+            rejected: self.rejected,
+            detail,
+        })
+    }
+}
+
+/// Rows of `batch` grouped by their `year/month/day` partition; rows with no timestamp are
+/// counted in `rejected`.
+fn split_by_partition(batch: &RecordBatch, rejected: &mut Rejected) -> Result<BTreeMap<Partition, RecordBatch>> {
+    let with_parts = with_partition_columns(batch)?;
+    let n = batch.num_columns();
+    let (y, m, d) = (
+        with_parts.column(n).as_primitive::<Int32Type>().clone(),
+        with_parts.column(n + 1).as_primitive::<Int32Type>().clone(),
+        with_parts.column(n + 2).as_primitive::<Int32Type>().clone(),
+    );
+    let mut groups: BTreeMap<Partition, Vec<u32>> = BTreeMap::new();
+    for i in 0..batch.num_rows() {
+        if y.is_null(i) {
+            rejected.null_timestamp += 1;
+            continue;
+        }
+        groups
+            .entry((y.value(i), m.value(i), d.value(i)))
+            .or_default()
+            .push(i as u32);
+    }
+    groups
+        .into_iter()
+        .map(|(p, idx)| Ok((p, take_record_batch(batch, &UInt32Array::from(idx))?)))
+        .collect()
+}
+
 fn partition_dir(base: &Path, (y, m, d): Partition) -> PathBuf {
     base.join(format!("year={y}"))
         .join(format!("month={m}"))
@@ -161,16 +371,8 @@ fn partition_dir(base: &Path, (y, m, d): Partition) -> PathBuf {
 impl HistoricalSession {
     fn writer(&mut self, p: Partition) -> Result<&mut ArrowWriter<File>> {
         if !self.writers.contains_key(&p) {
-            let dir = partition_dir(&self.staging, p);
-            fs::create_dir_all(&dir).map_err(|e| io("cannot create staging partition", e))?;
-            let file = File::create(dir.join(format!("part-{}.parquet", self.run_id)))
-                .map_err(|e| io("cannot create parquet file", e))?;
-            let props = WriterProperties::builder()
-                .set_compression(parquet::basic::Compression::SNAPPY)
-                .set_max_row_group_row_count(Some(256 * 1024))
-                .build();
-            let w = ArrowWriter::try_new(file, Arc::clone(&self.schema), Some(props))
-                .map_err(|e| io("cannot write parquet", e))?;
+            let path = partition_dir(&self.staging, p).join(format!("part-{}.parquet", self.run_id));
+            let w = parquet_writer(&path, &self.schema)?;
             self.writers.insert(p, w);
         }
         self.writers
@@ -245,26 +447,7 @@ pub fn count_rows(dir: &Path) -> Result<u64> {
 #[async_trait]
 impl WriterSession for HistoricalSession {
     async fn write(&mut self, batch: RecordBatch) -> Result<()> {
-        let with_parts = with_partition_columns(&batch)?;
-        let n = batch.num_columns();
-        let (y, m, d) = (
-            with_parts.column(n).as_primitive::<Int32Type>().clone(),
-            with_parts.column(n + 1).as_primitive::<Int32Type>().clone(),
-            with_parts.column(n + 2).as_primitive::<Int32Type>().clone(),
-        );
-        let mut groups: BTreeMap<Partition, Vec<u32>> = BTreeMap::new();
-        for i in 0..batch.num_rows() {
-            if y.is_null(i) {
-                self.rejected.null_timestamp += 1;
-                continue;
-            }
-            groups
-                .entry((y.value(i), m.value(i), d.value(i)))
-                .or_default()
-                .push(i as u32);
-        }
-        for (p, idx) in groups {
-            let part = take_record_batch(&batch, &UInt32Array::from(idx))?;
+        for (p, part) in split_by_partition(&batch, &mut self.rejected)? {
             self.rows += part.num_rows() as u64;
             let r = self.writer(p)?.write(&part).map_err(|e| io("cannot write parquet", e));
             if let Err(e) = r {

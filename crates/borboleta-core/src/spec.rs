@@ -509,6 +509,13 @@ pub struct HistoricalWriterSpec {
     /// Allowed relative difference of that count.
     #[serde(default = "default_threshold")]
     pub validation_threshold: f64,
+    /// Streams: seconds of epochs gathered into one file per partition before it is committed
+    /// (default 60; 0 commits every epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_interval_seconds: Option<u64>,
+    /// Streams: the interval is also committed once it holds this many megabytes (default 128).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_interval_mb: Option<u64>,
 }
 
 impl Default for HistoricalWriterSpec {
@@ -520,6 +527,8 @@ impl Default for HistoricalWriterSpec {
             mode: WriteMode::Overwrite,
             row_count_validation: true,
             validation_threshold: default_threshold(),
+            commit_interval_seconds: None,
+            commit_interval_mb: None,
         }
     }
 }

@@ -56,14 +56,14 @@ pub struct CompactRecord {
     pub positions: BTreeMap<String, Value>,
 }
 
-/// `commits/N`.
+/// `commits/N`: epoch N and every earlier epoch are committed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommitRecord {
     /// The epoch.
     pub epoch: u64,
     /// When it was committed (RFC 3339, UTC).
     pub committed_at: String,
-    /// Feature rows written.
+    /// Feature rows written by the epochs this record commits.
     pub rows: u64,
 }
 
@@ -85,12 +85,15 @@ impl CheckpointState {
             .find_map(|(o, c)| c.as_ref().map(|_| o.epoch))
             .or(self.compact.as_ref().map(|c| c.epoch))
     }
-    /// The epoch to replay: planned and not committed.
-    pub fn pending(&self) -> Option<&OffsetsRecord> {
-        match self.epochs.last() {
-            Some((o, None)) => Some(o),
-            _ => None,
-        }
+    /// The epochs to replay, in order: planned and not committed (several when a writer
+    /// gathers epochs before it commits them).
+    pub fn pending(&self) -> Vec<OffsetsRecord> {
+        let committed = self.last_committed();
+        self.epochs
+            .iter()
+            .filter(|(o, c)| c.is_none() && committed.is_none_or(|l| o.epoch > l))
+            .map(|(o, _)| o.clone())
+            .collect()
     }
     /// The next epoch number.
     pub fn next_epoch(&self) -> u64 {
@@ -273,7 +276,8 @@ impl Checkpoint {
     }
 
     /// Rewinds: removes every epoch record and writes `positions` as a compaction at epoch
-    /// `next - 1` (no positions: start from the earliest data).
+    /// `next - 1` (no positions: start from the earliest data). Epoch numbers go on, so the
+    /// outputs of earlier epochs are never mistaken for the new ones.
     pub fn reset(&self, positions: Option<BTreeMap<String, Value>>) -> Result<()> {
         let state = self.state()?;
         let next = state.next_epoch();
@@ -283,10 +287,10 @@ impl Checkpoint {
                 fs::remove_dir_all(&d).map_err(|e| io(&d, e))?;
             }
         }
-        if let Some(positions) = positions {
+        if next > 0 {
             self.compact(&CompactRecord {
-                epoch: next.saturating_sub(1),
-                positions,
+                epoch: next - 1,
+                positions: positions.unwrap_or_default(),
             })?;
         }
         Ok(())
@@ -353,7 +357,7 @@ mod tests {
         ck.write_offsets(&offsets(1)).unwrap();
         let s = ck.state().unwrap();
         assert_eq!(s.last_committed(), Some(0));
-        assert_eq!(s.pending().map(|o| o.epoch), Some(1));
+        assert_eq!(s.pending().iter().map(|o| o.epoch).collect::<Vec<_>>(), [1]);
         assert_eq!(s.next_epoch(), 2);
         drop(ck);
 
@@ -381,6 +385,11 @@ mod tests {
         assert!(s.epochs.is_empty(), "epochs up to the compaction are folded into it");
         assert_eq!((s.last_committed(), s.next_epoch()), (Some(30), 31));
         ck.reset(None).unwrap();
-        assert_eq!(ck.state().unwrap().next_epoch(), 0);
+        let s = ck.state().unwrap();
+        assert_eq!(s.next_epoch(), 31, "epoch numbers go on after a reset");
+        assert!(
+            s.compact.unwrap().positions.is_empty(),
+            "no positions: from the earliest data"
+        );
     }
 }

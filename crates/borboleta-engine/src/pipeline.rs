@@ -486,7 +486,6 @@ impl FeatureSetPipeline {
 /// What in `plan` would keep state across micro-batches of the streaming tables `streams`
 /// (identified by their address: views are inlined, so names are gone).
 fn stateful_on_stream(plan: &datafusion::logical_expr::LogicalPlan, streams: &[*const ()]) -> Vec<String> {
-    use datafusion::common::tree_node::TreeNode;
     use datafusion::logical_expr::LogicalPlan as P;
     fn reads_stream(plan: &P, streams: &[*const ()]) -> bool {
         match plan {
@@ -501,12 +500,29 @@ fn stateful_on_stream(plan: &datafusion::logical_expr::LogicalPlan, streams: &[*
         if streaming_inputs == 0 {
             return;
         }
+        let all_stream = streaming_inputs == node.inputs().len();
         let what = match node {
             P::Aggregate(_) => Some("a GROUP BY or an aggregate"),
             P::Distinct(_) => Some("DISTINCT"),
             P::Window(_) => Some("a window function"),
             P::Limit(_) => Some("a LIMIT"),
             P::Join(_) if streaming_inputs > 1 => Some("a join of two streams"),
+            P::Join(j) => {
+                use datafusion::common::JoinType as J;
+                let left_streams = reads_stream(&j.left, streams);
+                let static_kept = match j.join_type {
+                    J::Full => true,
+                    J::Left | J::LeftAnti | J::LeftSemi | J::LeftMark => !left_streams,
+                    J::Right | J::RightAnti | J::RightSemi | J::RightMark => left_streams,
+                    J::Inner => false,
+                };
+                static_kept.then_some(
+                    "an outer join that keeps the static table's unmatched rows (emitted again every micro-batch)",
+                )
+            }
+            P::Union(_) if !all_stream => {
+                Some("a UNION of a stream with a static table (emitted again every micro-batch)")
+            }
             _ => None,
         };
         if let Some(w) = what
@@ -515,7 +531,7 @@ fn stateful_on_stream(plan: &datafusion::logical_expr::LogicalPlan, streams: &[*
             found.push(w.to_string());
         }
     };
-    let _ = plan.apply(|node| {
+    let _ = plan.apply_with_subqueries(|node| {
         visit(node);
         Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
     });

@@ -52,6 +52,21 @@ pub trait Writer: Debug + Send + Sync {
     fn prepare(&self, _ctx: &SessionContext, _wctx: &WriteContext) -> Result<()> {
         Ok(())
     }
+    /// Streams: called once before the first epoch with the last committed epoch, so the
+    /// writer can drop what later, uncommitted epochs left behind (they are replayed).
+    fn recover(&self, _wctx: &WriteContext, _last_committed: Option<u64>) -> Result<()> {
+        Ok(())
+    }
+    /// Streams: the last epoch (at most `processed`, the last one written) whose rows are
+    /// durable. A writer that gathers epochs (the historical writer's commit interval) lags;
+    /// the checkpoint commits an epoch only when every writer has made it durable.
+    fn durable_through(&self, processed: u64) -> Option<u64> {
+        Some(processed)
+    }
+    /// Streams: makes the gathered rows durable when due, or now with `force` (on stop).
+    async fn flush(&self, _force: bool) -> Result<()> {
+        Ok(())
+    }
     /// Starts writing one run, or one epoch of a stream (`epoch`: its id). Writing an epoch
     /// again (a replay after a crash) must leave the same state as writing it once.
     async fn begin(&self, wctx: &WriteContext, epoch: Option<u64>) -> Result<Box<dyn WriterSession>>;

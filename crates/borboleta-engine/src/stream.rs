@@ -147,9 +147,12 @@ pub struct EpochMetrics {
 /// The state of a running stream.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct StreamStatus {
-    /// Epochs committed by this process.
+    /// Epochs written by this process.
     pub epochs: u64,
-    /// The last committed epoch (this process or an earlier one).
+    /// The last epoch whose rows every writer has taken (visible in the debug tables).
+    pub last_epoch_written: Option<u64>,
+    /// The last epoch committed in the checkpoint (this process or an earlier one): durable
+    /// in every writer. It lags `last_epoch_written` while a writer gathers epochs.
     pub last_committed: Option<u64>,
     /// Rows read by the streaming readers.
     pub input_rows: u64,
@@ -188,7 +191,15 @@ impl StreamStatus {
             metric(
                 "last_committed_epoch",
                 "gauge",
-                "The last committed epoch.",
+                "The last epoch committed in the checkpoint (durable in every writer).",
+                one(e as f64),
+            );
+        }
+        if let Some(e) = self.last_epoch_written {
+            metric(
+                "last_written_epoch",
+                "gauge",
+                "The last epoch every writer has taken.",
                 one(e as f64),
             );
         }
@@ -340,7 +351,7 @@ impl FeatureSetPipeline {
             Some(dir) => Some(Checkpoint::open(dir, &self.fingerprint())?),
             None => None,
         };
-        let mut pending = None;
+        let mut pending = Vec::new();
         let mut next_epoch = 0;
         let mut last_committed = None;
         if let Some(ck) = &ckpt {
@@ -359,15 +370,18 @@ impl FeatureSetPipeline {
                     }
                 }
             }
-            pending = state.pending().cloned();
+            pending = state.pending();
             next_epoch = state.next_epoch();
             last_committed = state.last_committed();
             info!(
                 checkpoint = %ck.dir().display(),
                 last_committed = ?last_committed,
-                replay = ?pending.as_ref().map(|p| p.epoch),
+                replay = ?pending.iter().map(|p| p.epoch).collect::<Vec<_>>(),
                 "checkpoint restored"
             );
+        }
+        for w in self.writers() {
+            w.recover(self.write_context(), last_committed)?;
         }
         for (raw, table) in &parts.statics {
             load_static(self.session(), raw, table).await?;
@@ -375,6 +389,7 @@ impl FeatureSetPipeline {
         let (stop, stop_rx) = watch::channel(false);
         let status = Arc::new(Mutex::new(StreamStatus {
             last_committed,
+            last_epoch_written: last_committed,
             running: true,
             ..Default::default()
         }));
@@ -386,8 +401,11 @@ impl FeatureSetPipeline {
             opts,
             status: Arc::clone(&status),
             stop: stop_rx,
-            pending,
+            pending: pending.into(),
             next_epoch,
+            committed: last_committed,
+            uncommitted: BTreeMap::new(),
+            last_compact: last_committed.unwrap_or(0),
             last_refresh: Instant::now(),
         };
         let task = tokio::spawn(async move {
@@ -422,8 +440,13 @@ struct StreamLoop {
     opts: StreamOptions,
     status: Arc<Mutex<StreamStatus>>,
     stop: watch::Receiver<bool>,
-    pending: Option<OffsetsRecord>,
+    pending: std::collections::VecDeque<OffsetsRecord>,
     next_epoch: u64,
+    /// The last epoch recorded in `commits/`.
+    committed: Option<u64>,
+    /// Epochs written but not yet durable in every writer: epoch → feature rows.
+    uncommitted: BTreeMap<u64, u64>,
+    last_compact: u64,
     last_refresh: Instant,
 }
 
@@ -439,6 +462,7 @@ impl StreamLoop {
         info!("the duplicate-row filter is off on streams (as in Butterfree)");
         loop {
             if self.stopping() {
+                self.flush_writers(true).await?;
                 info!("stream stopped");
                 return Ok(());
             }
@@ -452,15 +476,17 @@ impl StreamLoop {
                 self.last_refresh = Instant::now();
                 info!("static readers reloaded");
             }
-            let (record, replayed) = match self.pending.take() {
+            let (record, replayed) = match self.pending.pop_front() {
                 Some(o) => (o, true),
                 None => match self.plan_epoch().await? {
                     Some(o) => (o, false),
                     None => {
                         if self.opts.available_now {
+                            self.flush_writers(true).await?;
                             info!("available_now: no new data, stopping");
                             return Ok(());
                         }
+                        self.flush_writers(false).await?;
                         self.wait_for_data().await;
                         continue;
                     }
@@ -471,7 +497,7 @@ impl StreamLoop {
             {
                 let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
                 s.epochs += 1;
-                s.last_committed = Some(epoch);
+                s.last_epoch_written = Some(epoch);
                 s.input_rows += metrics.input_rows;
                 s.output_rows += metrics.output_rows;
                 s.dead_lettered += metrics.dead_lettered;
@@ -623,28 +649,64 @@ impl StreamLoop {
         }
         m.dead_lettered = bad.len() as u64;
         self.write_dead_letters(epoch, &bad)?;
-        failpoint("before_commit", epoch);
-        if let Some(ck) = &self.ckpt {
-            ck.write_commit(&CommitRecord {
-                epoch,
-                committed_at: Utc::now().to_rfc3339(),
-                rows: m.output_rows,
-            })?;
-            if epoch > 0 && epoch.is_multiple_of(COMPACT_EVERY) {
-                let positions = self
-                    .parts
-                    .streams
-                    .iter()
-                    .map(|(r, _)| (r.id().to_string(), r.position()))
-                    .collect();
-                ck.compact(&CompactRecord { epoch, positions })?;
-            }
-        }
-        failpoint("after_commit", epoch);
         self.next_epoch = epoch + 1;
+        self.uncommitted.insert(epoch, m.output_rows);
+        self.flush_writers(false).await?;
         m.duration_seconds = started.elapsed().as_secs_f64();
         m.freshness_seconds = newest.map(|n| (Utc::now().timestamp_micros() - n) as f64 / 1e6);
         Ok(m)
+    }
+
+    /// Lets the writers make gathered epochs durable (when due, or now with `force`), then
+    /// records `commits/M` for every epoch M that every writer has made durable.
+    async fn flush_writers(&mut self, force: bool) -> Result<()> {
+        let Some(&processed) = self.uncommitted.keys().next_back() else {
+            return Ok(());
+        };
+        let writers = self.p.writers();
+        for w in writers {
+            w.flush(force).await?;
+        }
+        let durable = writers
+            .iter()
+            .map(|w| w.durable_through(processed))
+            .min()
+            .unwrap_or(Some(processed));
+        let Some(durable) = durable else { return Ok(()) };
+        if self.uncommitted.range(..=durable).next().is_none() {
+            return Ok(());
+        }
+        // One record commits every epoch up to `durable` at once: a writer that gathered
+        // epochs a..=b made them durable together, so they are committed together.
+        let rows: u64 = self.uncommitted.range(..=durable).map(|(_, r)| r).sum();
+        failpoint("before_commit", durable);
+        if let Some(ck) = &self.ckpt {
+            ck.write_commit(&CommitRecord {
+                epoch: durable,
+                committed_at: Utc::now().to_rfc3339(),
+                rows,
+            })?;
+        }
+        failpoint("after_commit", durable);
+        self.uncommitted.retain(|e, _| *e > durable);
+        self.committed = Some(durable);
+        self.status.lock().unwrap_or_else(|e| e.into_inner()).last_committed = Some(durable);
+        // Compact when every written epoch is committed (the readers' positions are exactly
+        // those after the last commit).
+        if let (Some(ck), Some(c)) = (&self.ckpt, self.committed)
+            && self.uncommitted.is_empty()
+            && c >= self.last_compact + COMPACT_EVERY
+        {
+            let positions = self
+                .parts
+                .streams
+                .iter()
+                .map(|(r, _)| (r.id().to_string(), r.position()))
+                .collect();
+            ck.compact(&CompactRecord { epoch: c, positions })?;
+            self.last_compact = c;
+        }
+        Ok(())
     }
 
     /// `epoch=<N>.jsonl` in the dead-letter folder (rewritten whole by a replay).

@@ -17,11 +17,41 @@ pub fn borboleta(dir: &Path, args: &[&str], tz: &str) -> Output {
 /// Runs the `borboleta` binary with `args` in `dir` and extra environment variables.
 pub fn run_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_borboleta"));
-    c.args(args).current_dir(dir).env_remove("BORBOLETA_LOG");
+    c.args(args)
+        .current_dir(dir)
+        .env_remove("BORBOLETA_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     for (k, v) in env {
         c.env(k, v);
     }
-    c.output().expect("run borboleta")
+    let mut child = c.spawn().expect("run borboleta");
+    let drain = |mut r: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            r.read_to_end(&mut buf).ok();
+            buf
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    // A run that hangs (a stream that never stops) fails the test instead of hanging CI.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for borboleta") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().ok();
+            panic!("borboleta {args:?} in {} did not finish in 180 s", dir.display());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
 }
 
 pub fn text(b: &[u8]) -> String {

@@ -63,6 +63,15 @@ fn write_spec(dir: &Path, stream: bool, streaming: &str) {
     std::fs::create_dir_all(dir.join("in")).unwrap();
 }
 
+/// Sets the historical writer's `commit_interval_seconds`.
+fn set_commit_interval(dir: &Path, seconds: u64) {
+    let spec = std::fs::read_to_string(dir.join("spec.yaml")).unwrap().replace(
+        "{type: historical_feature_store}",
+        &format!("{{type: historical_feature_store, commit_interval_seconds: {seconds}}}"),
+    );
+    std::fs::write(dir.join("spec.yaml"), spec).unwrap();
+}
+
 /// Puts a file in the folder the way producers should: write a hidden file, then rename.
 fn arrive(dir: &Path, name: &str, content: &str) {
     let tmp = dir.join("in").join(format!(".{name}.tmp"));
@@ -165,7 +174,7 @@ async fn batch_reference(files: &[(String, String)]) -> (Vec<String>, Vec<String
 
 async fn wait_for_epoch(h: &borboleta::StreamHandle, epoch: u64) {
     let t0 = Instant::now();
-    while h.status().last_committed.is_none_or(|e| e < epoch) {
+    while h.status().last_epoch_written.is_none_or(|e| e < epoch) {
         assert!(
             t0.elapsed() < Duration::from_secs(30),
             "epoch {epoch} not committed: {:?}",
@@ -266,6 +275,7 @@ async fn stream_crash_at_each_protocol_step_recovers() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         write_spec(d, true, "  max_rows_per_batch: 30\n");
+        set_commit_interval(d, 0);
         for (name, content) in &files {
             arrive(d, name, content);
         }
@@ -299,6 +309,8 @@ async fn stream_survives_sigkills_while_files_arrive() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_path_buf();
     write_spec(&d, true, "  max_rows_per_batch: 20\n");
+    // the historical writer gathers epochs for 1 s: kills also hit multi-epoch intervals
+    set_commit_interval(&d, 1);
     let mut seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -321,7 +333,7 @@ async fn stream_survives_sigkills_while_files_arrive() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_millis(150 + rand(600));
+        let deadline = Instant::now() + Duration::from_millis(150 + rand(1500));
         while Instant::now() < deadline {
             let name = format!("k{next_file:03}.jsonl");
             let content = events(100 + next_file, 20);
@@ -474,7 +486,7 @@ fn stream_live_sql_and_graceful_sigterm() {
     for want in [
         "borboleta_input_rows_total 7",
         "borboleta_output_rows_total 7",
-        "borboleta_last_committed_epoch 1",
+        "borboleta_last_written_epoch 1",
         "borboleta_writer_rows_total{writer=\"historical_feature_store\"} 7",
     ] {
         assert!(metrics.contains(want), "missing `{want}`:\n{metrics}");
@@ -548,4 +560,43 @@ async fn stream_static_refresh_limits_and_table_ownership() {
     );
     h.stop();
     h.join().await.unwrap();
+}
+
+/// Queries that would emit static rows again every micro-batch, or need state, are refused at
+/// plan time (exit 2) with the reason; an inner or left join from the stream is fine.
+#[test]
+fn stream_rejects_queries_that_need_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_spec(d, true, "");
+    arrive(d, "a.jsonl", &events(1, 2));
+    let base = std::fs::read_to_string(d.join("spec.yaml")).unwrap();
+    let from = "from events e left join cities c on e.city = c.city_id";
+    for (query, reason) in [
+        (from.to_string(), None),
+        (from.replace("left join", "join"), None),
+        (from.replace("left join", "right join"), Some("outer join")),
+        (from.replace("left join", "full join"), Some("outer join")),
+        (
+            format!("{from} union all select city_id, '2024-01-01', 0.0, name from cities"),
+            Some("UNION"),
+        ),
+        (
+            format!("{from} where e.amount > (select avg(amount) from events)"),
+            Some("aggregate"),
+        ),
+        (format!("{from} order by e.ts limit 10"), Some("LIMIT")),
+    ] {
+        let spec = base.replace(from, &query);
+        std::fs::write(d.join("spec.yaml"), &spec).unwrap();
+        let out = run_env(d, &["validate", "spec.yaml"], &[]);
+        match reason {
+            None => assert!(out.status.success(), "{query}: {}", text(&out.stderr)),
+            Some(r) => {
+                let err = text(&out.stderr);
+                assert_eq!(out.status.code(), Some(2), "{query}: {err}");
+                assert!(err.contains("source.query") && err.contains(r), "{query}: {err}");
+            }
+        }
+    }
 }
