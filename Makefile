@@ -1,7 +1,7 @@
 # Targets mirror CI (.ci/run). Cargo's target dir defaults to ~/.cache/borboleta/target.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/borboleta/target
 
-.PHONY: check test example services-up services-down fmt golden
+.PHONY: check test example services-up services-down fmt golden bench
 
 ## fmt + clippy (warnings are errors), as CI runs them
 check:
@@ -10,6 +10,7 @@ check:
 
 ## every test: unit tests, golden cases (3 time zones), end-to-end CLI runs
 test:
+	scripts/services up kafka
 	cargo test --workspace --locked
 
 ## run the README example on embedded defaults (no services)
@@ -23,6 +24,11 @@ golden:
 
 fmt:
 	cargo fmt --all
+
+## Borboleta vs Butterfree 1.8.0 side by side (release build, docs/benchmarks.md);
+## BENCH_ARGS=--quick for a few minutes, --no-butterfree, --runs N
+bench:
+	python3 bench/run.py $(BENCH_ARGS)
 
 ## real Kafka (127.0.0.1:9092) and Cassandra (127.0.0.1:9042) from Maven Central jars
 services-up:

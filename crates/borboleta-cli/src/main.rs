@@ -207,13 +207,24 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 s.feature_set.name, s.feature_set.entity
             ));
             for r in &s.readers {
-                if let borboleta::ReaderSpec::File(f) = r {
-                    out.push_str(&format!(
-                        "reader {}: {} files at {}\n",
+                match r {
+                    borboleta::ReaderSpec::File(f) => out.push_str(&format!(
+                        "reader {}: {} files at {}{}\n",
                         f.id,
                         f.format,
-                        s.resolve_path(&f.path)
-                    ));
+                        s.resolve_path(&f.path),
+                        if f.stream { " (stream)" } else { "" }
+                    )),
+                    borboleta::ReaderSpec::Kafka(k) => out.push_str(&format!(
+                        "reader {}: kafka topic {} at {}{}\n",
+                        k.id,
+                        k.topic.to_vec().join(","),
+                        k.connection_string
+                            .as_deref()
+                            .unwrap_or("$KAFKA_CONSUMER_CONNECTION_STRING"),
+                        if k.stream { " (stream)" } else { " (bounded)" }
+                    )),
+                    _ => {}
                 }
             }
             for w in &s.writers {
@@ -374,7 +385,10 @@ async fn run_stream(
     let metrics = listener.map(|l| serve_metrics(l, handle.status_source()));
     let mut sigterm = signal(SignalKind::terminate())?;
     let interval = Duration::from_secs_f64(args.sql_interval.max(0.01));
-    let live = !available_now && (!args.sql.is_empty() || args.debug || !pipeline.debug_tables().is_empty());
+    // Tables are printed when asked for (--debug or --sql): a long stream's debug tables can
+    // hold millions of rows. With --available-now the run ends by itself: print them once then.
+    let asked = !args.sql.is_empty() || args.debug;
+    let live = asked && !available_now;
     let terminal = std::io::stdout().is_terminal();
     let mut printed_epoch = None;
     let mut tick = tokio::time::interval(interval);
@@ -410,7 +424,7 @@ async fn run_stream(
             status.last_committed.map_or("none".into(), |e| e.to_string())
         );
     }
-    if !live || printed_epoch != status.last_epoch_written {
+    if (asked || available_now) && (!live || printed_epoch != status.last_epoch_written) {
         print_debug_output(&pipeline, args).await?;
     }
     Ok(())

@@ -261,7 +261,7 @@ fn skip_first_lines(bytes: &[u8], n: usize) -> &[u8] {
     rest
 }
 
-fn decode_json(schema: &SchemaRef, bytes: &[u8]) -> std::result::Result<Vec<RecordBatch>, String> {
+pub(crate) fn decode_json(schema: &SchemaRef, bytes: &[u8]) -> std::result::Result<Vec<RecordBatch>, String> {
     let mut d = arrow::json::ReaderBuilder::new(Arc::clone(schema))
         .with_batch_size(8192)
         .build_decoder()

@@ -31,6 +31,8 @@ pub struct HistoricalWriter {
     stream_lock: std::sync::OnceLock<File>,
     /// Streams: the epochs gathered but not yet committed.
     interval: Arc<Mutex<IntervalState>>,
+    /// Streams: the stream's id, in its file names.
+    stream_id: std::sync::OnceLock<String>,
 }
 
 /// Streams: epochs are gathered into one file per partition (`part-epochs-<first>-<last>`)
@@ -41,6 +43,7 @@ struct IntervalState {
 }
 
 struct OpenInterval {
+    stream_id: String,
     first: u64,
     last: u64,
     staging: PathBuf,
@@ -61,7 +64,10 @@ impl std::fmt::Debug for IntervalState {
 impl OpenInterval {
     /// Closes the files and moves them into their partitions, named by the epochs they hold.
     fn commit(self) -> Result<()> {
-        let name = format!("part-epochs-{:010}-{:010}.parquet", self.first, self.last);
+        let name = format!(
+            "part-{}-epochs-{:010}-{:010}.parquet",
+            self.stream_id, self.first, self.last
+        );
         for (p, w) in self.writers {
             w.close().map_err(|e| io("cannot finish parquet file", e))?;
             let target = partition_dir(&self.table, p);
@@ -73,12 +79,10 @@ impl OpenInterval {
     }
 }
 
-/// The epochs of a streamed file name `part-epochs-<first>-<last>.parquet`.
-fn file_epochs(name: &str) -> Option<(u64, u64)> {
-    let (a, b) = name
-        .strip_prefix("part-epochs-")?
-        .strip_suffix(".parquet")?
-        .split_once('-')?;
+/// The epochs of a file `part-<stream id>-epochs-<first>-<last>.parquet` of stream `id`.
+fn file_epochs(name: &str, id: &str) -> Option<(u64, u64)> {
+    let rest = name.strip_prefix("part-")?.strip_prefix(id)?.strip_prefix("-epochs-")?;
+    let (a, b) = rest.strip_suffix(".parquet")?.split_once('-')?;
     Some((a.parse().ok()?, b.parse().ok()?))
 }
 
@@ -94,6 +98,7 @@ impl HistoricalWriter {
             root,
             stream_lock: std::sync::OnceLock::new(),
             interval: Arc::default(),
+            stream_id: std::sync::OnceLock::new(),
         }
     }
 
@@ -164,20 +169,21 @@ impl Writer for HistoricalWriter {
 
     /// Removes files of epochs after `last_committed` (a crashed process moved them in
     /// before its checkpoint commit; those epochs are replayed) and stale staging folders.
-    fn recover(&self, wctx: &WriteContext, last_committed: Option<u64>) -> Result<()> {
+    fn recover(&self, wctx: &WriteContext, stream_id: &str, last_committed: Option<u64>) -> Result<()> {
         self.lock_table(wctx)?;
-        fn walk(dir: &Path, last: Option<u64>, top: bool) -> Result<()> {
+        let _ = self.stream_id.set(stream_id.to_string());
+        fn walk(dir: &Path, id: &str, last: Option<u64>, top: bool) -> Result<()> {
             for e in fs::read_dir(dir).map_err(|e| io("cannot list table", e))? {
                 let path = e.map_err(|e| io("cannot list table", e))?.path();
                 let name = path
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                if top && name.starts_with(".staging-") {
+                if top && name.starts_with(&format!(".staging-{id}-")) {
                     fs::remove_dir_all(&path).map_err(|e| io("cannot remove staging", e))?;
                 } else if path.is_dir() && name.contains('=') {
-                    walk(&path, last, false)?;
-                } else if let Some((_, b)) = file_epochs(&name)
+                    walk(&path, id, last, false)?;
+                } else if let Some((_, b)) = file_epochs(&name, id)
                     && last.is_none_or(|l| b > l)
                 {
                     tracing::info!(file = %path.display(), "removing a file of an uncommitted epoch (replayed)");
@@ -188,7 +194,7 @@ impl Writer for HistoricalWriter {
         }
         let table = self.table_dir(wctx);
         if table.exists() {
-            walk(&table, last_committed, true)?;
+            walk(&table, stream_id, last_committed, true)?;
         }
         Ok(())
     }
@@ -216,7 +222,13 @@ impl Writer for HistoricalWriter {
     async fn begin(&self, wctx: &WriteContext, epoch: Option<u64>) -> Result<Box<dyn WriterSession>> {
         let table = self.table_dir(wctx);
         if let Some(epoch) = epoch {
+            let stream_id = self
+                .stream_id
+                .get()
+                .cloned()
+                .ok_or_else(|| Error::Internal("historical writer: stream epoch before recover".into()))?;
             return Ok(Box::new(StreamSession {
+                stream_id,
                 interval: Arc::clone(&self.interval),
                 epoch,
                 table,
@@ -267,6 +279,7 @@ struct HistoricalSession {
 
 /// One epoch of a stream: its rows go into the open interval's files.
 struct StreamSession {
+    stream_id: String,
     interval: Arc<Mutex<IntervalState>>,
     epoch: u64,
     table: PathBuf,
@@ -293,9 +306,12 @@ impl WriterSession for StreamSession {
         let groups = split_by_partition(&batch, &mut self.rejected)?;
         let mut state = lock_interval(&self.interval);
         let open = state.open.get_or_insert_with(|| OpenInterval {
+            stream_id: self.stream_id.clone(),
             first: self.epoch,
             last: self.epoch,
-            staging: self.table.join(format!(".staging-epochs-{:010}", self.epoch)),
+            staging: self
+                .table
+                .join(format!(".staging-{}-epochs-{:010}", self.stream_id, self.epoch)),
             table: self.table.clone(),
             writers: BTreeMap::new(),
             bytes: 0,

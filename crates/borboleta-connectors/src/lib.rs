@@ -8,9 +8,13 @@
 pub mod file;
 pub mod file_stream;
 pub mod historical;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod online;
 
 pub use file::FileReader;
 pub use file_stream::FileStream;
 pub use historical::HistoricalWriter;
+#[cfg(feature = "kafka")]
+pub use kafka::KafkaReader;
 pub use online::{EmbeddedOnlineStore, EmbeddedOnlineWriter};

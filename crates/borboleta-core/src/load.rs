@@ -65,6 +65,14 @@ impl FeatureSetPipelineSpec {
                         *v = expand(v, env, &format!("readers[{i}].options.{k}"), issues);
                     }
                 }
+                ReaderSpec::Kafka(k) => {
+                    if let Some(c) = &mut k.connection_string {
+                        *c = expand(c, env, &format!("readers[{i}].connection_string"), issues);
+                    }
+                    for (key, v) in k.options.iter_mut() {
+                        *v = expand(v, env, &format!("readers[{i}].options.{key}"), issues);
+                    }
+                }
             }
         }
         self.source.query = expand(&self.source.query, env, "source.query", issues);

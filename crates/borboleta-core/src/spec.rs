@@ -57,6 +57,8 @@ pub struct FeatureSetPipelineSpec {
 pub enum ReaderSpec {
     /// Files: Parquet, CSV or JSON lines.
     File(FileReaderSpec),
+    /// Apache Kafka topic(s) of JSON values.
+    Kafka(KafkaReaderSpec),
 }
 
 impl ReaderSpec {
@@ -64,24 +66,28 @@ impl ReaderSpec {
     pub fn id(&self) -> &str {
         match self {
             ReaderSpec::File(f) => &f.id,
+            ReaderSpec::Kafka(k) => &k.id,
         }
     }
     /// The common part of every reader.
     pub fn incremental_strategy(&self) -> Option<&IncrementalStrategySpec> {
         match self {
             ReaderSpec::File(f) => f.incremental_strategy.as_ref(),
+            ReaderSpec::Kafka(k) => k.incremental_strategy.as_ref(),
         }
     }
     /// Whether the reader streams.
     pub fn is_stream(&self) -> bool {
         match self {
             ReaderSpec::File(f) => f.stream,
+            ReaderSpec::Kafka(k) => k.stream,
         }
     }
     /// Column selection/renaming applied right after reading.
     pub fn columns(&self) -> &[ColumnSelectSpec] {
         match self {
             ReaderSpec::File(f) => &f.columns,
+            ReaderSpec::Kafka(k) => &k.columns,
         }
     }
 }
@@ -138,6 +144,62 @@ pub struct FileReaderSpec {
     /// the newest file seen) are ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_file_age_seconds: Option<u64>,
+}
+
+/// Where a Kafka reader starts (or, for `ending_offsets`, stops).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum KafkaOffsetsSpec {
+    /// `earliest` or `latest`.
+    Named(String),
+    /// The first offset at or after this instant (RFC 3339), per partition.
+    Time {
+        /// RFC 3339 instant.
+        timestamp: String,
+    },
+    /// Per partition: `{"<partition>": offset}` (the other partitions: earliest).
+    Partitions(BTreeMap<String, i64>),
+}
+
+fn default_stream_true() -> bool {
+    true
+}
+
+/// Butterfree's `KafkaReader`: JSON values of a topic, parsed with `value_schema` into columns,
+/// plus the `kafka_metadata` column (key, topic, value, partition, offset, timestamp,
+/// timestampType).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaReaderSpec {
+    /// Table name in the source query.
+    pub id: String,
+    /// Topic, or topics.
+    pub topic: OneOrMany,
+    /// Bootstrap servers (`host:port,...`). Default: `KAFKA_CONSUMER_CONNECTION_STRING`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_string: Option<String>,
+    /// Columns of the JSON value, in order, with their types.
+    pub value_schema: SchemaSpec,
+    /// librdkafka client settings passed through (`security.protocol`, `sasl.mechanism`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+    /// Where a new checkpoint starts: `earliest` (default), `latest`, `{timestamp: ...}`, or
+    /// per partition `{"0": 42}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starting_offsets: Option<KafkaOffsetsSpec>,
+    /// Bounded reads (`stream: false`): where to stop (exclusive). Default: the end of each
+    /// partition when the pipeline starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ending_offsets: Option<KafkaOffsetsSpec>,
+    /// Stream (default, as Butterfree) or read a bounded range once.
+    #[serde(default = "default_stream_true")]
+    pub stream: bool,
+    /// Optional selection/renaming of columns, applied right after reading.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<ColumnSelectSpec>,
+    /// Filter by the run's dates on one column (bounded reads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental_strategy: Option<IncrementalStrategySpec>,
 }
 
 /// What a streaming pipeline does with a record it cannot read.

@@ -54,6 +54,44 @@ pub fn validate(spec: &FeatureSetPipelineSpec) -> SpecIssues {
                     );
                 }
             }
+            ReaderSpec::Kafka(_) => {}
+        }
+        if let ReaderSpec::Kafka(k) = reader {
+            if k.topic.to_vec().iter().all(|t| t.trim().is_empty()) {
+                issues.push(format!("{path}.topic"), "at least one topic is required");
+            }
+            if k.value_schema.0.is_empty() {
+                issues.push(
+                    format!("{path}.value_schema"),
+                    "the value schema needs at least one column",
+                );
+            }
+            for (field, o) in [
+                ("starting_offsets", &k.starting_offsets),
+                ("ending_offsets", &k.ending_offsets),
+            ] {
+                match o {
+                    Some(crate::KafkaOffsetsSpec::Named(n)) if n != "earliest" && n != "latest" => issues.push(
+                        format!("{path}.{field}"),
+                        format!("`{n}`: expected `earliest`, `latest`, `{{timestamp: <RFC 3339>}}` or `{{\"<partition>\": <offset>}}`"),
+                    ),
+                    Some(crate::KafkaOffsetsSpec::Time { timestamp })
+                        if chrono::DateTime::parse_from_rfc3339(timestamp).is_err() =>
+                    {
+                        issues.push(
+                            format!("{path}.{field}.timestamp"),
+                            format!("`{timestamp}` is not an RFC 3339 instant (e.g. 2024-01-01T00:00:00Z)"),
+                        )
+                    }
+                    _ => {}
+                }
+            }
+            if k.stream && k.ending_offsets.is_some() {
+                issues.push(
+                    format!("{path}.ending_offsets"),
+                    "`ending_offsets` bounds a batch read: set `stream: false`",
+                );
+            }
         }
         for (j, c) in reader.columns().iter().enumerate() {
             if c.alias.trim().is_empty() {

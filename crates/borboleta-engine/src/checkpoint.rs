@@ -214,6 +214,18 @@ impl Checkpoint {
         &self.dir
     }
 
+    /// The checkpoint's id: made once when the checkpoint is created, kept by resets. Writers
+    /// name their outputs with it, so a stream never mistakes another stream's files for its own.
+    pub fn id(&self) -> Result<String> {
+        let path = self.dir.join("id");
+        if let Ok(id) = fs::read_to_string(&path) {
+            return Ok(id.trim().to_string());
+        }
+        let id = new_stream_id();
+        write_atomic(&path, id.as_bytes())?;
+        Ok(id)
+    }
+
     /// Reads every record.
     pub fn state(&self) -> Result<CheckpointState> {
         let compact = match epochs_in(&self.dir.join("compact"))?.last() {
@@ -295,6 +307,16 @@ impl Checkpoint {
         }
         Ok(())
     }
+}
+
+/// A new, unique id for a stream (16 hex digits).
+pub fn new_stream_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let seed = format!("{nanos}-{}-{:p}", std::process::id(), &nanos);
+    format!("{:016x}", borboleta_core::time::stable_hash(seed.as_bytes()))
 }
 
 fn json_err(e: serde_json::Error) -> Error {

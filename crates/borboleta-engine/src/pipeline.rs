@@ -168,7 +168,8 @@ impl FeatureSetPipeline {
                     }
                     issues.0.extend(s.0);
                 }
-                Err(e) => issues.push(format!("readers[{i}]"), e.to_string()),
+                // an unreachable server is not a spec problem (exit 1, a retry may help)
+                Err(e) => return Err(e),
             }
         }
         if providers.len() < readers.len() {
@@ -252,7 +253,9 @@ impl FeatureSetPipeline {
                 borboleta_core::ReaderSpec::File(f) => serde_json::json!({
                     "type": "file", "id": f.id, "path": f.path, "format": f.format.to_string(), "stream": f.stream,
                 }),
-                #[allow(unreachable_patterns)]
+                borboleta_core::ReaderSpec::Kafka(k) => serde_json::json!({
+                    "type": "kafka", "id": k.id, "topic": k.topic.to_vec(), "stream": k.stream,
+                }),
                 other => serde_json::json!({ "id": other.id() }),
             })
             .collect();

@@ -380,8 +380,12 @@ impl FeatureSetPipeline {
                 "checkpoint restored"
             );
         }
+        let stream_id = match &ckpt {
+            Some(ck) => ck.id()?,
+            None => crate::checkpoint::new_stream_id(),
+        };
         for w in self.writers() {
-            w.recover(self.write_context(), last_committed)?;
+            w.recover(self.write_context(), &stream_id, last_committed)?;
         }
         for (raw, table) in &parts.statics {
             load_static(self.session(), raw, table).await?;

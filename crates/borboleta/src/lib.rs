@@ -56,6 +56,7 @@ pub async fn build_pipeline(spec: FeatureSetPipelineSpec, opts: &PipelineOptions
                 f.path = spec.resolve_path(&f.path);
                 readers.push(Arc::new(FileReader::new(f)));
             }
+            ReaderSpec::Kafka(k) => readers.push(Arc::new(borboleta_connectors::KafkaReader::new(k.clone()))),
             _ => return Err(Error::spec("readers", "unsupported reader")),
         }
     }

@@ -45,7 +45,7 @@ writers:
 "#;
 
 /// A streaming spec (or, `stream = false`, the batch reference over the same folder).
-fn write_spec(dir: &Path, stream: bool, streaming: &str) {
+pub(crate) fn write_spec(dir: &Path, stream: bool, streaming: &str) {
     let spec = SPEC
         .replace("STREAM", if stream { "true" } else { "false" })
         .replace("DEDUP", if stream { "" } else { "deduplicate_rows: false" });
@@ -73,14 +73,14 @@ fn set_commit_interval(dir: &Path, seconds: u64) {
 }
 
 /// Puts a file in the folder the way producers should: write a hidden file, then rename.
-fn arrive(dir: &Path, name: &str, content: &str) {
+pub(crate) fn arrive(dir: &Path, name: &str, content: &str) {
     let tmp = dir.join("in").join(format!(".{name}.tmp"));
     std::fs::write(&tmp, content).unwrap();
     std::fs::rename(&tmp, dir.join("in").join(name)).unwrap();
 }
 
 /// Deterministic events: `n` rows of file `f` (ids repeat across files; times go back and forth).
-fn events(f: u64, n: u64) -> String {
+pub(crate) fn events(f: u64, n: u64) -> String {
     let mut s = String::new();
     for i in 0..n {
         let x = f * 1000 + i;
@@ -142,7 +142,7 @@ fn parquet_rows(table: &Path) -> Vec<String> {
 }
 
 /// The streaming run's outputs: historical rows (files) and online rows (embedded store).
-fn stream_outputs(dir: &Path) -> (Vec<String>, Vec<String>) {
+pub(crate) fn stream_outputs(dir: &Path) -> (Vec<String>, Vec<String>) {
     let hist = parquet_rows(&dir.join("feature_store/historical/user/stream_fs"));
     let spec = FeatureSetPipelineSpec::parse_yaml_file(dir.join("spec.yaml")).unwrap();
     let (store, table) = borboleta::online_store(&spec).unwrap();
@@ -151,7 +151,7 @@ fn stream_outputs(dir: &Path) -> (Vec<String>, Vec<String>) {
 }
 
 /// The reference: a batch run over the same files, dedup off.
-async fn batch_reference(files: &[(String, String)]) -> (Vec<String>, Vec<String>) {
+pub(crate) async fn batch_reference(files: &[(String, String)]) -> (Vec<String>, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     write_spec(dir.path(), false, "");
     for (name, content) in files {

@@ -1,0 +1,113 @@
+"""Compare two historical feature-store outputs (case a): Borboleta's and Butterfree's.
+
+    <venv>/bin/python bench/compare.py BORBOLETA_DIR BUTTERFREE_DIR
+
+Each DIR is a historical table root (`.../historical/user/<feature set>`, hive partitions
+year=/month=/day=). Prints one JSON object: per side the row count and, per column, non-null
+count, sum (numbers), min and max, and the first 20 rows by (id, timestamp); and the
+differences (sums and first-row doubles with relative tolerance 1e-9).
+Timestamps are compared as UTC microseconds (Butterfree writes INT96).
+"""
+
+import json
+import math
+import sys
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+REL_TOL = 1e-9
+
+
+def load(path):
+    table = ds.dataset(path, format="parquet", partitioning="hive",
+                       ignore_prefixes=[".", "_"]).to_table()
+    cols, stamps = {}, set()
+    for name in table.column_names:
+        col = table.column(name).combine_chunks() if table.num_rows else table.column(name)
+        if pa.types.is_timestamp(col.type):
+            col = pc.cast(pc.cast(col, pa.timestamp("us", tz="UTC")), pa.int64())
+            stamps.add(name)
+        elif pa.types.is_dictionary(col.type):
+            col = pc.cast(col, col.type.value_type)
+        if pa.types.is_integer(col.type) and name in ("year", "month", "day"):
+            col = pc.cast(col, pa.int64())
+        cols[name] = col
+    return table.num_rows, cols, stamps
+
+
+def summary(path):
+    rows, cols, stamps = load(path)
+    out = {"rows": rows, "columns": {}}
+    for name, col in cols.items():
+        s = {"type": str(col.type), "non_null": rows - col.null_count}
+        if name in stamps:
+            s["type"] = "timestamp (UTC microseconds)"
+        elif pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
+            s["sum"] = pc.sum(col).as_py()
+        if rows - col.null_count:
+            mm = pc.min_max(col)
+            s["min"], s["max"] = mm["min"].as_py(), mm["max"].as_py()
+        out["columns"][name] = s
+    return out
+
+
+def first_rows(path, n=20):
+    """The first n rows by (id, timestamp, then every other column), as lists."""
+    rows, cols, _ = load(path)
+    table = pa.table(cols)
+    names = ["id", "timestamp"] + [c for c in table.column_names if c not in ("id", "timestamp")]
+    table = table.select(names).sort_by([(c, "ascending") for c in names]).slice(0, n)
+    return names, [list(r.values()) for r in table.to_pylist()]
+
+
+def rows_equal(ra, rb):
+    for x, y in zip(ra, rb):
+        if isinstance(x, float) and isinstance(y, float):
+            if not math.isclose(x, y, rel_tol=REL_TOL):
+                return False
+        elif x != y:
+            return False
+    return len(ra) == len(rb)
+
+
+def same(a, b, key):
+    if isinstance(a, float) or isinstance(b, float):
+        if a is None or b is None:
+            return a is b
+        if key == "sum":
+            return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=0.0)
+        return a == b
+    return a == b
+
+
+def main():
+    a, b = summary(sys.argv[1]), summary(sys.argv[2])
+    diffs = []
+    if a["rows"] != b["rows"]:
+        diffs.append(f"rows: borboleta {a['rows']} vs butterfree {b['rows']}")
+    for name in sorted(set(a["columns"]) | set(b["columns"])):
+        ca, cb = a["columns"].get(name), b["columns"].get(name)
+        if ca is None or cb is None:
+            diffs.append(f"column {name}: only in {'butterfree' if ca is None else 'borboleta'}")
+            continue
+        for key in ("non_null", "sum", "min", "max"):
+            if key in ca or key in cb:
+                va, vb = ca.get(key), cb.get(key)
+                if not same(va, vb, key):
+                    diffs.append(f"{name}.{key}: borboleta {va!r} vs butterfree {vb!r}")
+    na, fa = first_rows(sys.argv[1])
+    nb, fb = first_rows(sys.argv[2])
+    if na != nb:
+        diffs.append(f"column order: borboleta {na} vs butterfree {nb}")
+    else:
+        for i, (ra, rb) in enumerate(zip(fa, fb)):
+            if not rows_equal(ra, rb):
+                diffs.append(f"first rows by (id, timestamp), row {i}: borboleta {ra} vs butterfree {rb}")
+                break
+    print(json.dumps({"same": not diffs, "differences": diffs, "borboleta": a, "butterfree": b}))
+
+
+if __name__ == "__main__":
+    main()
