@@ -40,19 +40,23 @@ pub const WINDOW_FUNCTIONS: &[&str] = &[
     "variance",
 ];
 
-/// DataFusion's own aggregates (they slide; the Spark overrides in the session may not).
-fn window_udaf(name: &str) -> Option<Arc<datafusion::logical_expr::AggregateUDF>> {
-    use datafusion::functions_aggregate::{average, count, min_max, stddev, sum, variance};
+/// The aggregate of a window function. Over floating-point values, `avg`, `sum`, `stddev*` and
+/// `var*` are Spark-exact ([`crate::sliding`]); the rest are DataFusion's own (they slide; the
+/// Spark overrides in the session may not).
+fn window_udaf(name: &str, float_input: bool) -> Option<Arc<datafusion::logical_expr::AggregateUDF>> {
+    use crate::sliding::{SlidingKind as K, sliding_udaf};
+    use datafusion::functions_aggregate::{count, min_max, sum};
     Some(match name {
-        "avg" | "mean" => average::avg_udaf(),
+        "avg" | "mean" => sliding_udaf(K::Avg),
+        "sum" if float_input => sliding_udaf(K::Sum),
         "sum" => sum::sum_udaf(),
         "count" => count::count_udaf(),
         "min" => min_max::min_udaf(),
         "max" => min_max::max_udaf(),
-        "stddev_pop" => stddev::stddev_pop_udaf(),
-        "stddev" | "stddev_samp" => stddev::stddev_udaf(),
-        "var_pop" => variance::var_pop_udaf(),
-        "var_samp" | "variance" => variance::var_samp_udaf(),
+        "stddev_pop" => sliding_udaf(K::StddevPop),
+        "stddev" | "stddev_samp" => sliding_udaf(K::StddevSamp),
+        "var_pop" => sliding_udaf(K::VarPop),
+        "var_samp" | "variance" => sliding_udaf(K::VarSamp),
         _ => return None,
     })
 }
@@ -187,8 +191,11 @@ fn apply_feature(
                     }
                     Some(w) => {
                         let fname = func.function.to_ascii_lowercase();
+                        let float_input = input_expr
+                            .get_type(out.schema())
+                            .is_ok_and(|t| matches!(t, DataType::Float16 | DataType::Float32 | DataType::Float64));
                         // Any other aggregate (collect_set, median, first, ...) cannot slide.
-                        let udaf = window_udaf(&fname).ok_or_else(|| {
+                        let udaf = window_udaf(&fname, float_input).ok_or_else(|| {
                             (
                                 fpath.clone(),
                                 format!(

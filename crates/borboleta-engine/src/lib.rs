@@ -18,6 +18,7 @@ pub mod memory;
 pub mod pipeline;
 pub mod session;
 pub mod sink;
+pub mod sliding;
 pub mod stream;
 
 pub use error::{Error, Result};
