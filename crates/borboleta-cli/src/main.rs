@@ -259,7 +259,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 }
                 parsed.push(kv);
             }
-            let batch = borboleta::online_get(&s, &parsed)?;
+            let batch = borboleta::online_get(&s, &parsed).await?;
             print_batches(&[batch], output)?;
             Ok(())
         }

@@ -169,7 +169,7 @@ impl Writer for HistoricalWriter {
 
     /// Removes files of epochs after `last_committed` (a crashed process moved them in
     /// before its checkpoint commit; those epochs are replayed) and stale staging folders.
-    fn recover(&self, wctx: &WriteContext, stream_id: &str, last_committed: Option<u64>) -> Result<()> {
+    async fn recover(&self, wctx: &WriteContext, stream_id: &str, last_committed: Option<u64>) -> Result<()> {
         self.lock_table(wctx)?;
         let _ = self.stream_id.set(stream_id.to_string());
         fn walk(dir: &Path, id: &str, last: Option<u64>, top: bool) -> Result<()> {

@@ -5,6 +5,8 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
 
+#[cfg(feature = "cassandra")]
+pub mod cassandra;
 pub mod file;
 pub mod file_stream;
 pub mod historical;
@@ -12,6 +14,8 @@ pub mod historical;
 pub mod kafka;
 pub mod online;
 
+#[cfg(feature = "cassandra")]
+pub use cassandra::{CassandraConfig, CassandraOnlineStore, CassandraOnlineWriter};
 pub use file::FileReader;
 pub use file_stream::FileStream;
 pub use historical::HistoricalWriter;

@@ -176,7 +176,7 @@ fn schema_from_bytes(bytes: &[u8]) -> Result<SchemaRef> {
     Ok(r.schema())
 }
 
-fn json_rows_to_batch(schema: &SchemaRef, rows: &[String]) -> Result<RecordBatch> {
+pub(crate) fn json_rows_to_batch(schema: &SchemaRef, rows: &[String]) -> Result<RecordBatch> {
     let text = rows.join("\n");
     let mut reader = arrow::json::ReaderBuilder::new(Arc::clone(schema)).build(Cursor::new(text.into_bytes()))?;
     let mut batches = Vec::new();

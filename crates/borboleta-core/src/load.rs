@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::error::{Error, Result, SpecIssue, SpecIssues};
-use crate::spec::{FeatureSetPipelineSpec, ReaderSpec, WriterSpec};
+use crate::spec::{FeatureSetPipelineSpec, OneOrMany, ReaderSpec, WriterSpec};
 
 /// Looks up environment variables (a function so tests need not touch the process environment).
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -77,6 +77,23 @@ impl FeatureSetPipelineSpec {
         }
         self.source.query = expand(&self.source.query, env, "source.query", issues);
         for (i, w) in self.writers.iter_mut().enumerate() {
+            if let WriterSpec::OnlineFeatureStore(o) = w
+                && let Some(c) = &mut o.cassandra
+            {
+                for (field, v) in [
+                    ("keyspace", &mut c.keyspace),
+                    ("local_dc", &mut c.local_dc),
+                    ("username", &mut c.username),
+                    ("password", &mut c.password),
+                ] {
+                    if let Some(v) = v {
+                        *v = expand(v, env, &format!("writers[{i}].cassandra.{field}"), issues);
+                    }
+                }
+                if let Some(OneOrMany::One(h)) = &mut c.hosts {
+                    *h = expand(h, env, &format!("writers[{i}].cassandra.hosts"), issues);
+                }
+            }
             let p = match w {
                 WriterSpec::HistoricalFeatureStore(h) => &mut h.path,
                 WriterSpec::OnlineFeatureStore(o) => &mut o.path,

@@ -612,6 +612,48 @@ pub struct OnlineWriterSpec {
     /// (they would pin a key forever). Default: 86400.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_future_skew_seconds: Option<i64>,
+    /// Write to Apache Cassandra instead of the embedded store (settings default to Butterfree's
+    /// environment variables: `cassandra: {}` takes everything from them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cassandra: Option<CassandraConfigSpec>,
+    /// Seconds a written row lives, counted from its event time (`USING TTL` = ttl − age; rows
+    /// already older are not written). Default: forever. Cassandra only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds: Option<u64>,
+}
+
+/// Butterfree's `CassandraConfig`. Each field falls back to its environment variable.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CassandraConfigSpec {
+    /// Contact points (`CASSANDRA_HOST`, comma-separated). Default: 127.0.0.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<OneOrMany>,
+    /// Native protocol port. Default: 9042.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Keyspace (`CASSANDRA_KEYSPACE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyspace: Option<String>,
+    /// Local datacenter (`CASSANDRA_LOCAL_DC`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_dc: Option<String>,
+    /// User (`CASSANDRA_USERNAME`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Password (`CASSANDRA_PASSWORD`); never printed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// Read consistency (`CASSANDRA_READ_CONSISTENCY_LEVEL`). Default: LOCAL_ONE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_consistency: Option<String>,
+    /// Write consistency (`CASSANDRA_WRITE_CONSISTENCY_LEVEL`). Default: LOCAL_QUORUM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_consistency: Option<String>,
+    /// Create the keyspace (SimpleStrategy, replication 1) when it does not exist: for local use
+    /// and tests. Default: false (production keyspaces are made by their operators).
+    #[serde(default)]
+    pub create_keyspace: bool,
 }
 
 impl OnlineWriterSpec {

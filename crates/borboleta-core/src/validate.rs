@@ -195,10 +195,28 @@ pub fn validate(spec: &FeatureSetPipelineSpec) -> SpecIssues {
         {
             issues.push(format!("writers[{i}].validation_threshold"), "must be between 0 and 1");
         }
-        if let WriterSpec::OnlineFeatureStore(o) = w
-            && o.max_future_skew_seconds.is_some_and(|s| s < 0)
-        {
-            issues.push(format!("writers[{i}].max_future_skew_seconds"), "must not be negative");
+        if let WriterSpec::OnlineFeatureStore(o) = w {
+            if o.max_future_skew_seconds.is_some_and(|s| s < 0) {
+                issues.push(format!("writers[{i}].max_future_skew_seconds"), "must not be negative");
+            }
+            if o.ttl_seconds.is_some() && o.cassandra.is_none() {
+                issues.push(
+                    format!("writers[{i}].ttl_seconds"),
+                    "`ttl_seconds` applies to the Cassandra online store (add `cassandra:`)",
+                );
+            }
+            if o.ttl_seconds == Some(0) {
+                issues.push(format!("writers[{i}].ttl_seconds"), "must be at least 1");
+            }
+            if let Some(c) = &o.cassandra
+                && let Some(k) = &c.keyspace
+                && !is_identifier(k)
+            {
+                issues.push(
+                    format!("writers[{i}].cassandra.keyspace"),
+                    format!("`{k}` is not a valid keyspace name (letters, digits, _)"),
+                );
+            }
         }
     }
     issues

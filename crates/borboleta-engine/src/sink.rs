@@ -55,7 +55,7 @@ pub trait Writer: Debug + Send + Sync {
     /// Streams: called once before the first epoch with the stream's id (the checkpoint's, or
     /// a new one without a checkpoint) and the last committed epoch, so the writer can drop
     /// what this stream's later, uncommitted epochs left behind (they are replayed).
-    fn recover(&self, _wctx: &WriteContext, _stream_id: &str, _last_committed: Option<u64>) -> Result<()> {
+    async fn recover(&self, _wctx: &WriteContext, _stream_id: &str, _last_committed: Option<u64>) -> Result<()> {
         Ok(())
     }
     /// Streams: the last epoch (at most `processed`, the last one written) whose rows are

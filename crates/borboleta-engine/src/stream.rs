@@ -385,7 +385,7 @@ impl FeatureSetPipeline {
             None => crate::checkpoint::new_stream_id(),
         };
         for w in self.writers() {
-            w.recover(self.write_context(), &stream_id, last_committed)?;
+            w.recover(self.write_context(), &stream_id, last_committed).await?;
         }
         for (raw, table) in &parts.statics {
             load_static(self.session(), raw, table).await?;

@@ -21,7 +21,10 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 pub use borboleta_connectors as connectors;
-use borboleta_connectors::{EmbeddedOnlineStore, EmbeddedOnlineWriter, FileReader, HistoricalWriter};
+use borboleta_connectors::{
+    CassandraConfig, CassandraOnlineStore, CassandraOnlineWriter, EmbeddedOnlineStore, EmbeddedOnlineWriter,
+    FileReader, HistoricalWriter,
+};
 pub use borboleta_core as core;
 use borboleta_core::naming::{HISTORICAL_DEBUG_PREFIX, ONLINE_DEBUG_PREFIX};
 pub use borboleta_core::{
@@ -94,6 +97,14 @@ pub async fn build_pipeline(spec: FeatureSetPipelineSpec, opts: &PipelineOptions
                         _ => MemoryMode::LatestPerKey,
                     };
                     writers.push(memory(format!("{ONLINE_DEBUG_PREFIX}{table}"), mode));
+                } else if let Some(c) = &o.cassandra {
+                    let config = CassandraConfig::resolve(c, &|v| std::env::var(v).ok())?;
+                    writers.push(Arc::new(CassandraOnlineWriter::new(
+                        CassandraOnlineStore::new(config),
+                        table,
+                        o.ttl_seconds,
+                        o.max_future_skew_seconds.unwrap_or(DEFAULT_MAX_FUTURE_SKEW_SECONDS),
+                    )));
                 } else {
                     writers.push(Arc::new(EmbeddedOnlineWriter::new(
                         online_store_path(&spec, o),
@@ -196,19 +207,37 @@ pub fn online_store_path(spec: &FeatureSetPipelineSpec, o: &OnlineWriterSpec) ->
 }
 
 /// Reads the current features for the given keys (`[("id", "1")]` per key) from the spec's
-/// online store. Keys with no row give no row.
-pub fn online_get(spec: &FeatureSetPipelineSpec, keys: &[Vec<(String, String)>]) -> Result<RecordBatch> {
+/// online store (Cassandra when the online writer has a `cassandra` config, else the embedded
+/// store). Keys with no row give no row.
+pub async fn online_get(spec: &FeatureSetPipelineSpec, keys: &[Vec<(String, String)>]) -> Result<RecordBatch> {
+    if let Some(o) = first_online_writer(spec)
+        && let Some(c) = &o.cassandra
+    {
+        let store = CassandraOnlineStore::new(CassandraConfig::resolve(c, &|v| std::env::var(v).ok())?);
+        let columns = borboleta_core::output_columns(&spec.feature_set);
+        let key_cols = borboleta_core::key_columns(&spec.feature_set);
+        return store
+            .get(&o.table_name(&spec.feature_set), &columns, &key_cols, keys)
+            .await;
+    }
     let (store, table) = online_store(spec)?;
     store.get(&table, keys)
 }
 
+/// The online writer that persists (the first one not in debug mode, else the first one).
+fn first_online_writer(spec: &FeatureSetPipelineSpec) -> Option<&OnlineWriterSpec> {
+    let online = || {
+        spec.writers.iter().filter_map(|w| match w {
+            WriterSpec::OnlineFeatureStore(o) => Some(o),
+            _ => None,
+        })
+    };
+    online().find(|o| !o.debug_mode).or_else(|| online().next())
+}
+
 /// The embedded online store and table of the spec's first online writer.
 pub fn online_store(spec: &FeatureSetPipelineSpec) -> Result<(EmbeddedOnlineStore, String)> {
-    let online = spec.writers.iter().find_map(|w| match w {
-        WriterSpec::OnlineFeatureStore(o) => Some(o),
-        _ => None,
-    });
-    let Some(o) = online else {
+    let Some(o) = first_online_writer(spec) else {
         return Err(Error::spec("writers", "the spec has no online_feature_store writer"));
     };
     Ok((

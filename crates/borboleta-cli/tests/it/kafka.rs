@@ -16,7 +16,7 @@ fn servers() -> String {
     std::env::var("BORBOLETA_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into())
 }
 
-async fn new_topic(prefix: &str, partitions: i32) -> String {
+pub(crate) async fn new_topic(prefix: &str, partitions: i32) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -40,7 +40,7 @@ async fn new_topic(prefix: &str, partitions: i32) -> String {
 }
 
 /// Produces each line of `lines` (None = a tombstone), keyed and spread over the partitions.
-fn produce(topic: &str, lines: &[Option<String>]) {
+pub(crate) fn produce(topic: &str, lines: &[Option<String>]) {
     let p: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", servers())
         .set("linger.ms", "5")
@@ -68,7 +68,7 @@ fn produce(topic: &str, lines: &[Option<String>]) {
 }
 
 /// The streaming spec of `stream.rs`, reading the topic instead of the folder.
-fn kafka_spec(dir: &Path, topic: &str, streaming: &str) {
+pub(crate) fn kafka_spec(dir: &Path, topic: &str, streaming: &str) {
     write_spec(dir, true, streaming);
     let spec = std::fs::read_to_string(dir.join("spec.yaml")).unwrap();
     let file_reader = "  - id: events\n    type: file\n    path: in\n    format: json\n    stream: true\n";

@@ -1,5 +1,6 @@
 //! Integration tests: one binary (links once). Golden cases, the README example, A19, streams.
 
+mod cassandra;
 mod common;
 mod examples;
 mod golden;

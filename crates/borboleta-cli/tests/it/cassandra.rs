@@ -1,0 +1,207 @@
+//! Kafka → streaming feature set → Cassandra, against the real services of `scripts/services`
+//! (Kafka 127.0.0.1:9092, Cassandra 127.0.0.1:9042; `BORBOLETA_CASSANDRA` overrides). Each test
+//! uses its own topic and keyspace. Cassandra's state must always equal the latest event per key,
+//! column by column, whatever the order events arrive in: shuffled, replayed, or backfilled.
+
+use std::path::Path;
+
+use scylla::client::session_builder::SessionBuilder;
+use scylla::value::Row;
+
+use crate::common::{run_env, text};
+use crate::kafka::{kafka_spec, new_topic, produce};
+use crate::stream::{batch_reference, events};
+
+fn cassandra() -> String {
+    std::env::var("BORBOLETA_CASSANDRA").unwrap_or_else(|_| "127.0.0.1:9042".into())
+}
+
+/// The Kafka spec of `kafka.rs`, with its embedded online writer replaced by Cassandra.
+fn cassandra_spec(dir: &Path, topic: &str, keyspace: &str) {
+    kafka_spec(dir, topic, "");
+    let spec = std::fs::read_to_string(dir.join("spec.yaml")).unwrap().replace(
+        "  - {type: online_feature_store}\n",
+        &format!(
+            "  - type: online_feature_store\n    cassandra: {{hosts: '{}', keyspace: {keyspace}, create_keyspace: true, local_dc: datacenter1}}\n",
+            cassandra()
+        ),
+    );
+    assert!(spec.contains("cassandra:"), "{spec}");
+    std::fs::write(dir.join("spec.yaml"), spec).unwrap();
+}
+
+/// Every row of the Cassandra table as sorted JSON lines, in the feature-row column order.
+async fn cassandra_rows(keyspace: &str) -> Vec<String> {
+    let session = SessionBuilder::new().known_node(cassandra()).build().await.unwrap();
+    let result = session
+        .query_unpaged(
+            format!("SELECT id, timestamp, amount, city FROM {keyspace}.stream_fs"),
+            (),
+        )
+        .await
+        .unwrap();
+    let rows = result.into_rows_result().unwrap();
+    let mut out = Vec::new();
+    for r in rows.rows::<Row>().unwrap() {
+        let r = r.unwrap();
+        let cell = |i: usize| r.columns[i].clone();
+        let mut obj = serde_json::Map::new();
+        if let Some(scylla::value::CqlValue::BigInt(v)) = cell(0) {
+            obj.insert("id".into(), v.into());
+        }
+        if let Some(scylla::value::CqlValue::Timestamp(t)) = cell(1) {
+            let ts = chrono::DateTime::from_timestamp_millis(t.0).unwrap();
+            obj.insert("timestamp".into(), ts.format("%Y-%m-%dT%H:%M:%SZ").to_string().into());
+        }
+        if let Some(scylla::value::CqlValue::Double(v)) = cell(2) {
+            obj.insert("amount".into(), v.into());
+        }
+        if let Some(scylla::value::CqlValue::Text(v)) = cell(3) {
+            obj.insert("city".into(), v.into());
+        }
+        out.push(serde_json::Value::Object(obj).to_string());
+    }
+    out.sort();
+    out
+}
+
+/// The reference's online rows in the same shape.
+fn normalize(rows: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = rows
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let mut obj = serde_json::Map::new();
+            obj.insert("id".into(), v["id"].clone());
+            let ts = v["timestamp"].as_str().unwrap().trim_end_matches('Z');
+            let ts = chrono::NaiveDateTime::parse_from_str(ts, "%Y-%m-%dT%H:%M:%S").unwrap();
+            obj.insert("timestamp".into(), ts.format("%Y-%m-%dT%H:%M:%SZ").to_string().into());
+            if !v["amount"].is_null() {
+                obj.insert("amount".into(), v["amount"].clone());
+            }
+            if !v["city"].is_null() {
+                obj.insert("city".into(), v["city"].clone());
+            }
+            serde_json::Value::Object(obj).to_string()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Shuffles lines deterministically.
+fn shuffled(text: &str, seed: u64) -> Vec<Option<String>> {
+    let mut lines: Vec<Option<String>> = text.lines().map(|l| Some(l.to_string())).collect();
+    let mut s = seed;
+    for i in (1..lines.len()).rev() {
+        s = s
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        lines.swap(i, (s >> 33) as usize % (i + 1));
+    }
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_to_cassandra_is_latest_event_wins_through_shuffles_replays_and_backfills() {
+    let topic = new_topic("cass", 3).await;
+    let keyspace = format!("it_cass_{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cassandra_spec(d, &topic, &keyspace);
+    let args = ["run", "spec.yaml", "--available-now", "--quiet"];
+
+    // 1. shuffled events, in several epochs
+    let first = events(1, 300);
+    produce(&topic, &shuffled(&first, 7));
+    let out = run_env(d, &args, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut all = vec![("a.jsonl".to_string(), first.clone())];
+    let (_, ref_online) = batch_reference(&all).await;
+    assert_eq!(
+        cassandra_rows(&keyspace).await,
+        normalize(&ref_online),
+        "after shuffled events"
+    );
+
+    // 2. a replay of the same events and a backfill of older ones: nothing goes back in time
+    let old: String = events(9, 200)
+        .lines()
+        .map(|l| l.replace("\"ts\":\"2024-01-0", "\"ts\":\"2023-12-0") + "\n")
+        .collect();
+    let mut again = shuffled(&first, 11);
+    again.extend(shuffled(&old, 13));
+    produce(&topic, &again);
+    let out = run_env(d, &args, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    all.push(("b.jsonl".to_string(), first.clone()));
+    all.push(("c.jsonl".to_string(), old));
+    let (_, ref_online) = batch_reference(&all).await;
+    assert_eq!(
+        cassandra_rows(&keyspace).await,
+        normalize(&ref_online),
+        "after a replay and a backfill of older dates"
+    );
+
+    // 3. newer events win, and `online get` reads them back from Cassandra
+    let newer: String = events(3, 50)
+        .lines()
+        .map(|l| l.replace("\"ts\":\"2024-01-0", "\"ts\":\"2024-02-0") + "\n")
+        .collect();
+    produce(&topic, &shuffled(&newer, 17));
+    let out = run_env(d, &args, &[("BORBOLETA_FAILPOINT", "before_commit@2")]);
+    assert!(!out.status.success(), "the failpoint must fire");
+    let out = run_env(d, &args, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    all.push(("d.jsonl".to_string(), newer));
+    let (_, ref_online) = batch_reference(&all).await;
+    let state = cassandra_rows(&keyspace).await;
+    assert_eq!(state, normalize(&ref_online), "after newer events and a crash");
+
+    let first_id: serde_json::Value = serde_json::from_str(&state[0]).unwrap();
+    let id = first_id["id"].to_string();
+    let out = run_env(
+        d,
+        &[
+            "online",
+            "get",
+            "spec.yaml",
+            "--key",
+            &format!("id={id}"),
+            "--output",
+            "jsonl",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let got: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(got["id"].to_string(), id);
+    assert_eq!(
+        got["amount"], first_id["amount"],
+        "online get reads Cassandra: {got} vs {first_id}"
+    );
+}
+
+/// An unreachable Cassandra fails at start with the host named, exit 1, nothing planned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cassandra_unreachable_is_a_clear_error() {
+    let topic = new_topic("cass_down", 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cassandra_spec(d, &topic, "it_unreachable");
+    let spec = std::fs::read_to_string(d.join("spec.yaml"))
+        .unwrap()
+        .replace(&cassandra(), "127.0.0.1:1");
+    std::fs::write(d.join("spec.yaml"), spec).unwrap();
+    produce(&topic, &[Some(events(1, 1).trim().to_string())]);
+    let out = run_env(d, &["run", "spec.yaml", "--available-now"], &[]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot connect to Cassandra at 127.0.0.1:1"), "{err}");
+    let show = run_env(d, &["checkpoint", "show", "spec.yaml"], &[]);
+    let show = text(&show.stdout);
+    assert!(
+        show.contains("last committed epoch: none") && !show.contains("epoch 0"),
+        "{show}"
+    );
+}
