@@ -364,8 +364,9 @@ impl CassandraOnlineStore {
             rows.push(values);
         }
         let written = rows.len() as u64;
-        // Many writes in flight, bounded; a timeout or an unavailable replica is retried with
-        // backoff (the write carries its own timestamp, so a retry is idempotent).
+        // Many writes in flight, bounded; a failed write is retried with backoff (it carries its
+        // own timestamp, so a retry is idempotent). After that the error is retryable: the
+        // stream waits and replays the epoch, without committing it.
         let prepared = &prepared;
         let session = &session;
         let mut results = futures::stream::iter(rows.into_iter().map(|values| async move {
@@ -374,13 +375,13 @@ impl CassandraOnlineStore {
             loop {
                 match session.execute_unpaged(prepared, &values).await {
                     Ok(_) => return Ok(()),
-                    Err(e) if attempt < 5 => {
+                    Err(e) if attempt < 3 => {
                         tracing::warn!(attempt, "cassandra write failed ({e}); retrying");
                         tokio::time::sleep(delay).await;
                         delay *= 2;
                         attempt += 1;
                     }
-                    Err(e) => return Err(cass_err("write failed after 6 attempts", true, e)),
+                    Err(e) => return Err(cass_err("write failed after 4 attempts", true, e)),
                 }
             }
         }))

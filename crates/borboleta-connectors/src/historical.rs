@@ -172,6 +172,8 @@ impl Writer for HistoricalWriter {
     async fn recover(&self, wctx: &WriteContext, stream_id: &str, last_committed: Option<u64>) -> Result<()> {
         self.lock_table(wctx)?;
         let _ = self.stream_id.set(stream_id.to_string());
+        // gathered epochs are dropped: they are replayed (their staging folder goes below)
+        lock_interval(&self.interval).open = None;
         fn walk(dir: &Path, id: &str, last: Option<u64>, top: bool) -> Result<()> {
             for e in fs::read_dir(dir).map_err(|e| io("cannot list table", e))? {
                 let path = e.map_err(|e| io("cannot list table", e))?.path();

@@ -471,21 +471,41 @@ impl StreamReader for KafkaStream {
             self.position.lock().unwrap_or_else(|e| e.into_inner()).extend(starts);
         }
         let pos = self.position.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let mut budget = max_rows.map(|m| m.max(1) as i64);
-        let mut range = BTreeMap::new();
+        let mut avail: Vec<(String, i64, i64)> = Vec::new();
         for (tp, (low, high)) in &marks {
-            // messages deleted by retention before we read them cannot be read: start at low
-            let start = pos.get(tp).copied().unwrap_or(*low).max(*low);
-            let mut end = *high;
-            if let Some(b) = &mut budget {
-                if *b <= 0 {
-                    break;
-                }
-                end = end.min(start + *b);
-                *b -= (end - start).max(0);
+            let at = pos.get(tp).copied().unwrap_or(*low);
+            if at < *low {
+                tracing::warn!(
+                    reader = %self.spec.id,
+                    partition = %tp,
+                    lost = low - at,
+                    "messages were deleted by retention before they were read; reading on from the earliest kept"
+                );
             }
-            if end > start {
-                range.insert(tp.clone(), (start, end));
+            avail.push((tp.clone(), at.max(*low), *high));
+        }
+        // Fair shares of max_rows: no partition starves while others have a backlog.
+        let mut take: Vec<i64> = avail.iter().map(|(_, a, b)| (b - a).max(0)).collect();
+        if let Some(max) = max_rows {
+            let mut budget = max.max(1) as i64;
+            let mut want = take.clone();
+            take = vec![0; want.len()];
+            while budget > 0 && want.iter().any(|w| *w > 0) {
+                let open = want.iter().filter(|w| **w > 0).count() as i64;
+                let share = (budget / open).max(1);
+                for (t, w) in take.iter_mut().zip(want.iter_mut()) {
+                    let n = (*w).min(share).min(budget);
+                    *t += n;
+                    *w -= n;
+                    budget -= n;
+                }
+            }
+        }
+        let mut range = BTreeMap::new();
+        for ((tp, start, _), n) in avail.iter().zip(take) {
+            // a new partition is recorded even when empty, so its starting offset is kept
+            if n > 0 || new.contains_key(tp) {
+                range.insert(tp.clone(), (*start, start + n));
             }
         }
         if range.is_empty() {

@@ -409,6 +409,8 @@ impl FeatureSetPipeline {
             next_epoch,
             committed: last_committed,
             uncommitted: BTreeMap::new(),
+            in_flight: None,
+            stream_id,
             last_compact: last_committed.unwrap_or(0),
             last_refresh: Instant::now(),
         };
@@ -448,8 +450,11 @@ struct StreamLoop {
     next_epoch: u64,
     /// The last epoch recorded in `commits/`.
     committed: Option<u64>,
-    /// Epochs written but not yet durable in every writer: epoch → feature rows.
-    uncommitted: BTreeMap<u64, u64>,
+    /// Epochs written but not yet durable in every writer: epoch → (feature rows, its range).
+    uncommitted: BTreeMap<u64, (u64, OffsetsRecord)>,
+    /// The epoch being run.
+    in_flight: Option<OffsetsRecord>,
+    stream_id: String,
     last_compact: u64,
     last_refresh: Instant,
 }
@@ -464,11 +469,58 @@ impl StreamLoop {
 
     async fn run(&mut self) -> Result<()> {
         info!("the duplicate-row filter is off on streams (as in Butterfree)");
+        let mut backoff = Duration::from_secs(1);
         loop {
+            match self.step().await {
+                Ok(true) => backoff = Duration::from_secs(1),
+                Ok(false) => return Ok(()),
+                Err(e) if matches!(e, Error::External { retryable: true, .. }) && !self.stopping() => {
+                    warn!(
+                        "{e}; retrying in {}s (uncommitted epochs are replayed)",
+                        backoff.as_secs()
+                    );
+                    let mut stop = self.stop.clone();
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    self.replay_uncommitted().await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// After a failure that a retry may fix: every epoch written but not committed (and the
+    /// one that failed) is run again over its recorded range, after the writers drop what they
+    /// gathered for them (the same as a restart, without one).
+    async fn replay_uncommitted(&mut self) {
+        let mut replay: BTreeMap<u64, OffsetsRecord> = std::mem::take(&mut self.uncommitted)
+            .into_iter()
+            .map(|(e, (_, o))| (e, o))
+            .collect();
+        if let Some(o) = self.in_flight.take() {
+            replay.insert(o.epoch, o);
+        }
+        for o in self.pending.drain(..) {
+            replay.insert(o.epoch, o);
+        }
+        for w in self.p.writers() {
+            if let Err(e) = w.recover(self.p.write_context(), &self.stream_id, self.committed).await {
+                warn!("{}: {e}", w.name());
+            }
+        }
+        self.pending = replay.into_values().collect();
+    }
+
+    /// One epoch, or one wait for data. `Ok(false)`: the stream is done.
+    async fn step(&mut self) -> Result<bool> {
+        {
             if self.stopping() {
                 self.flush_writers(true).await?;
                 info!("stream stopped");
-                return Ok(());
+                return Ok(false);
             }
             let started = Instant::now();
             if let Some(every) = self.opts.static_refresh
@@ -488,16 +540,18 @@ impl StreamLoop {
                         if self.opts.available_now {
                             self.flush_writers(true).await?;
                             info!("available_now: no new data, stopping");
-                            return Ok(());
+                            return Ok(false);
                         }
                         self.flush_writers(false).await?;
                         self.wait_for_data().await;
-                        continue;
+                        return Ok(true);
                     }
                 },
             };
             let epoch = record.epoch;
+            self.in_flight = Some(record.clone());
             let metrics = self.run_epoch(&record, replayed, started).await?;
+            self.in_flight = None;
             {
                 let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
                 s.epochs += 1;
@@ -531,6 +585,7 @@ impl StreamLoop {
                     _ = stop.changed() => {}
                 }
             }
+            Ok(true)
         }
     }
 
@@ -654,7 +709,7 @@ impl StreamLoop {
         m.dead_lettered = bad.len() as u64;
         self.write_dead_letters(epoch, &bad)?;
         self.next_epoch = epoch + 1;
-        self.uncommitted.insert(epoch, m.output_rows);
+        self.uncommitted.insert(epoch, (m.output_rows, record.clone()));
         self.flush_writers(false).await?;
         m.duration_seconds = started.elapsed().as_secs_f64();
         m.freshness_seconds = newest.map(|n| (Utc::now().timestamp_micros() - n) as f64 / 1e6);
@@ -682,7 +737,7 @@ impl StreamLoop {
         }
         // One record commits every epoch up to `durable` at once: a writer that gathered
         // epochs a..=b made them durable together, so they are committed together.
-        let rows: u64 = self.uncommitted.range(..=durable).map(|(_, r)| r).sum();
+        let rows: u64 = self.uncommitted.range(..=durable).map(|(_, (r, _))| r).sum();
         failpoint("before_commit", durable);
         if let Some(ck) = &self.ckpt {
             ck.write_commit(&CommitRecord {
