@@ -32,6 +32,23 @@ fn cass_err(context: &str, retryable: bool, e: impl std::fmt::Display) -> Error 
     Error::external("cassandra", retryable, format!("{context}: {e}"))
 }
 
+/// A driver error: retryable unless Cassandra refused the request itself (an invalid or
+/// unauthorized statement, a schema problem), which no retry fixes.
+fn driver_err(context: &str, e: impl std::fmt::Display + std::fmt::Debug) -> Error {
+    let debug = format!("{e:?}");
+    let refused = [
+        "DbError(Invalid",
+        "DbError(SyntaxError",
+        "DbError(Unauthorized",
+        "DbError(AuthenticationError",
+        "DbError(ConfigError",
+        "BadQuery",
+    ]
+    .iter()
+    .any(|k| debug.contains(k));
+    cass_err(context, !refused, e)
+}
+
 /// Settings resolved from the spec and Butterfree's environment variables.
 #[derive(Clone)]
 pub struct CassandraConfig {
@@ -275,7 +292,7 @@ impl CassandraOnlineStore {
                             (),
                         )
                         .await
-                        .map_err(|e| cass_err("cannot create the keyspace", false, e))?;
+                        .map_err(|e| driver_err("cannot create the keyspace", e))?;
                 }
                 Ok(Arc::new(session))
             })
@@ -311,7 +328,7 @@ impl CassandraOnlineStore {
             .await?
             .query_unpaged(cql, ())
             .await
-            .map_err(|e| cass_err(&format!("cannot create table {table}"), false, e))?;
+            .map_err(|e| driver_err(&format!("cannot create table {table}"), e))?;
         Ok(())
     }
 
@@ -341,7 +358,7 @@ impl CassandraOnlineStore {
         let mut prepared = session
             .prepare(cql)
             .await
-            .map_err(|e| cass_err(&format!("cannot prepare the insert into {table}"), false, e))?;
+            .map_err(|e| driver_err(&format!("cannot prepare the insert into {table}"), e))?;
         prepared.set_consistency(self.config.write_consistency);
         let ts_idx = schema.index_of(TIMESTAMP_COLUMN)?;
         let event = event_micros(batch.column(ts_idx))?;
@@ -381,7 +398,7 @@ impl CassandraOnlineStore {
                         delay *= 2;
                         attempt += 1;
                     }
-                    Err(e) => return Err(cass_err("write failed after 4 attempts", true, e)),
+                    Err(e) => return Err(driver_err("write failed after 4 attempts", e)),
                 }
             }
         }))

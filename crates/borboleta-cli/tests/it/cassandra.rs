@@ -22,7 +22,7 @@ fn cassandra_spec(dir: &Path, topic: &str, keyspace: &str) {
     let spec = std::fs::read_to_string(dir.join("spec.yaml")).unwrap().replace(
         "  - {type: online_feature_store}\n",
         &format!(
-            "  - type: online_feature_store\n    cassandra: {{hosts: '{}', keyspace: {keyspace}, create_keyspace: true, local_dc: datacenter1}}\n",
+            "  - type: online_feature_store\n    cassandra: {{hosts: '{}', keyspace: {keyspace}, create_keyspace: true}}\n",
             cassandra()
         ),
     );
@@ -33,13 +33,16 @@ fn cassandra_spec(dir: &Path, topic: &str, keyspace: &str) {
 /// Every row of the Cassandra table as sorted JSON lines, in the feature-row column order.
 async fn cassandra_rows(keyspace: &str) -> Vec<String> {
     let session = SessionBuilder::new().known_node(cassandra()).build().await.unwrap();
-    let result = session
+    // no table yet: no rows
+    let Ok(result) = session
         .query_unpaged(
             format!("SELECT id, timestamp, amount, city FROM {keyspace}.stream_fs"),
             (),
         )
         .await
-        .unwrap();
+    else {
+        return Vec::new();
+    };
     let rows = result.into_rows_result().unwrap();
     let mut out = Vec::new();
     for r in rows.rows::<Row>().unwrap() {
@@ -203,5 +206,166 @@ async fn cassandra_unreachable_is_a_clear_error() {
     assert!(
         show.contains("last committed epoch: none") && !show.contains("epoch 0"),
         "{show}"
+    );
+}
+
+/// A TCP proxy in front of Cassandra that the test can cut and restore (an outage that touches
+/// no other test).
+struct Proxy {
+    addr: String,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Proxy {
+    async fn start(target: String) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let generation = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (u, g) = (up.clone(), generation.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !u.load(Ordering::SeqCst) {
+                    continue; // refused while down
+                }
+                let target = target.clone();
+                let (u, g) = (u.clone(), g.clone());
+                let born = g.load(Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    let copy = tokio::io::copy_bidirectional(&mut client, &mut server);
+                    let cut = async {
+                        while u.load(Ordering::SeqCst) && g.load(Ordering::SeqCst) == born {
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        }
+                    };
+                    tokio::select! { _ = copy => {}, _ = cut => {} }
+                });
+            }
+        });
+        Self { addr, up, generation }
+    }
+    fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Cassandra unreachable for 30 s mid-stream while 10k events arrive: the checkpoint does not
+/// advance while it is down, memory stays bounded, and after it returns the state equals the
+/// latest event per key of everything produced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cassandra_outage_mid_stream_loses_nothing() {
+    let proxy = Proxy::start(cassandra()).await;
+    let topic = new_topic("cass_outage", 3).await;
+    let keyspace = format!("it_outage_{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cassandra_spec(d, &topic, &keyspace);
+    let spec = std::fs::read_to_string(d.join("spec.yaml"))
+        .unwrap()
+        .replace(
+            &format!("hosts: '{}'", cassandra()),
+            &format!("hosts: '{}'", proxy.addr),
+        )
+        .replace(
+            "{type: historical_feature_store}",
+            "{type: historical_feature_store, commit_interval_seconds: 0}",
+        );
+    std::fs::write(d.join("spec.yaml"), spec).unwrap();
+
+    let first = events(1, 500);
+    produce(&topic, &shuffled(&first, 3));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_borboleta"))
+        .args(["run", "spec.yaml", "--quiet"])
+        .current_dir(d)
+        .env("BORBOLETA_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(d.join("stderr.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let log = |d: &Path| {
+        let t = std::fs::read_to_string(d.join("stderr.log")).unwrap_or_default();
+        t.lines().rev().take(15).collect::<Vec<_>>().join("\n")
+    };
+    let committed = |d: &Path| -> Option<u64> {
+        let show = text(&run_env(d, &["checkpoint", "show", "spec.yaml"], &[]).stdout);
+        show.lines()
+            .find_map(|l| l.strip_prefix("last committed epoch: ")?.parse().ok())
+    };
+    let t0 = std::time::Instant::now();
+    while cassandra_rows(&keyspace).await.len() < 23 {
+        assert!(t0.elapsed().as_secs() < 60, "the stream did not start writing");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let before = committed(d);
+    let rss_before = rss_kib(child.id());
+
+    proxy.cut();
+    let mut all = vec![("a.jsonl".to_string(), first)];
+    let mut max_rss = 0;
+    for f in 0..10 {
+        let batch = events(100 + f, 1000);
+        produce(&topic, &shuffled(&batch, f));
+        all.push((format!("o{f}.jsonl"), batch));
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        max_rss = max_rss.max(rss_kib(child.id()));
+    }
+    let during = committed(d);
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the stream must wait, not exit:\n{}",
+        log(d)
+    );
+    proxy.restore();
+
+    let (_, ref_online) = batch_reference(&all).await;
+    let want = normalize(&ref_online);
+    let t1 = std::time::Instant::now();
+    loop {
+        if cassandra_rows(&keyspace).await == want {
+            break;
+        }
+        assert!(
+            t1.elapsed().as_secs() < 60,
+            "state differs 60 s after Cassandra returned"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let recovery = t1.elapsed();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "graceful stop after the outage: {status:?}");
+    eprintln!(
+        "outage: committed {before:?} before, {during:?} during; RSS {rss_before} KiB before, max {max_rss} KiB during; recovered in {:.1}s",
+        recovery.as_secs_f64()
+    );
+    assert_eq!(
+        before, during,
+        "the checkpoint must not advance while Cassandra is down"
+    );
+    assert!(
+        max_rss < 2 * rss_before.max(1),
+        "memory during the outage: {max_rss} KiB vs {rss_before} KiB before"
     );
 }
