@@ -654,6 +654,7 @@ impl WriterSession for CassandraSession {
                 self.table,
                 rows.batch.num_rows()
             ),
+            evicted: 0,
         })
     }
 }

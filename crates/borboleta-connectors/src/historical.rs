@@ -349,6 +349,7 @@ impl WriterSession for StreamSession {
             rows_written: self.rows,
             rejected: self.rejected,
             detail,
+            evicted: 0,
         })
     }
 }
@@ -515,6 +516,7 @@ impl WriterSession for HistoricalSession {
             rows_written: self.rows,
             rejected: self.rejected,
             detail,
+            evicted: 0,
         })
     }
 }

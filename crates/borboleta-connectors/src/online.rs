@@ -300,6 +300,7 @@ impl WriterSession for EmbeddedSession {
                 self.store.path().display(),
                 keys - changed
             ),
+            evicted: 0,
         })
     }
 }

@@ -37,6 +37,8 @@ pub struct WriteMetrics {
     pub rejected: Rejected,
     /// One line for the run summary (where, what).
     pub detail: String,
+    /// Rows a capped streaming debug table evicted (its oldest).
+    pub evicted: u64,
 }
 
 /// A destination for feature rows (Butterfree's `Writer`).
@@ -289,9 +291,10 @@ impl WriterSession for MemorySession {
             }
             None => (self.rows, self.rejected),
         };
+        let mut evicted = 0;
         if let Some(max) = self.max_rows {
-            let n = evict_oldest(&mut batches, max);
-            self.evicted.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            evicted = evict_oldest(&mut batches, max);
+            self.evicted.fetch_add(evicted, std::sync::atomic::Ordering::Relaxed);
         }
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         self.table.publish(batches);
@@ -305,6 +308,7 @@ impl WriterSession for MemorySession {
             },
             rejected,
             detail: format!("table {} ({rows} rows)", self.name),
+            evicted,
         })
     }
 }

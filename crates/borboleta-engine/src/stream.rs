@@ -138,6 +138,8 @@ pub struct EpochMetrics {
     pub writers: Vec<(String, u64)>,
     /// Records and rows sent to the dead-letter output.
     pub dead_lettered: u64,
+    /// Rows evicted from capped debug tables (`debug_max_rows`).
+    pub debug_rows_evicted: u64,
     /// Wall time of the epoch, in seconds.
     pub duration_seconds: f64,
     /// Now minus the newest event time written, in seconds, at commit.
@@ -162,6 +164,8 @@ pub struct StreamStatus {
     pub dead_lettered: u64,
     /// Rows (or keys) written per writer.
     pub writer_rows: BTreeMap<String, u64>,
+    /// Rows evicted from capped debug tables (`debug_max_rows`).
+    pub debug_rows_evicted: u64,
     /// The last epoch's metrics.
     pub last_epoch: Option<EpochMetrics>,
     /// Whether the loop is still running.
@@ -220,6 +224,12 @@ impl StreamStatus {
             "counter",
             "Records sent to the dead-letter output.",
             one(self.dead_lettered as f64),
+        );
+        metric(
+            "debug_rows_evicted_total",
+            "counter",
+            "Rows evicted from capped streaming debug tables (debug_max_rows).",
+            one(self.debug_rows_evicted as f64),
         );
         metric(
             "writer_rows_total",
@@ -559,6 +569,7 @@ impl StreamLoop {
                 s.input_rows += metrics.input_rows;
                 s.output_rows += metrics.output_rows;
                 s.dead_lettered += metrics.dead_lettered;
+                s.debug_rows_evicted += metrics.debug_rows_evicted;
                 for (w, n) in &metrics.writers {
                     *s.writer_rows.entry(w.clone()).or_default() += n;
                 }
@@ -701,6 +712,7 @@ impl StreamLoop {
                 }
                 let wm = s.commit().await?;
                 m.writers.push((w.name(), wm.rows_written));
+                m.debug_rows_evicted += wm.evicted;
                 if i == 0 {
                     failpoint("during_writers", epoch);
                 }

@@ -558,6 +558,7 @@ async fn stream_static_refresh_limits_and_table_ownership() {
         ],
         "the oldest row is evicted; the reloaded static table is joined"
     );
+    assert_eq!(h.status().debug_rows_evicted, 1, "evictions are counted");
     h.stop();
     h.join().await.unwrap();
 }
@@ -599,4 +600,141 @@ fn stream_rejects_queries_that_need_state() {
             }
         }
     }
+}
+
+/// CSV and Parquet folders stream too; a bad CSV line is dead-lettered with its line number;
+/// `on_bad_record: fail` stops the stream (exit 1) naming the record instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_csv_and_parquet_folders_and_on_bad_record_fail() {
+    let (csv_events, json_events) = (events(5, 6), events(6, 4));
+    for format in ["csv", "parquet"] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write_spec(d, true, "");
+        let spec = std::fs::read_to_string(d.join("spec.yaml")).unwrap().replace(
+            "format: json\n    stream: true",
+            &format!("format: {format}\n    stream: true"),
+        );
+        std::fs::write(d.join("spec.yaml"), spec).unwrap();
+        let rows: Vec<serde_json::Value> = csv_events.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let name = format!("a.{format}");
+        if format == "csv" {
+            let mut text = String::from("id,ts,amount,city\n");
+            for r in &rows {
+                text.push_str(&format!(
+                    "{},{},{},{}\n",
+                    r["id"],
+                    r["ts"].as_str().unwrap(),
+                    r["amount"],
+                    r["city"]
+                ));
+            }
+            text.push_str("oops,2024-01-01 00:00:00,1.0,1\n");
+            arrive(d, &name, &text);
+        } else {
+            let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
+                arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Int64, true),
+                arrow::datatypes::Field::new("ts", arrow::datatypes::DataType::Utf8, true),
+                arrow::datatypes::Field::new("amount", arrow::datatypes::DataType::Float64, true),
+                arrow::datatypes::Field::new("city", arrow::datatypes::DataType::Int64, true),
+            ]));
+            let mut reader = arrow::json::ReaderBuilder::new(schema.clone())
+                .build(std::io::Cursor::new(csv_events.clone().into_bytes()))
+                .unwrap();
+            let batch = reader.next().unwrap().unwrap();
+            let tmp = d.join("in").join(".a.parquet.tmp");
+            let mut w =
+                parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&tmp).unwrap(), schema, None).unwrap();
+            w.write(&batch).unwrap();
+            w.close().unwrap();
+            std::fs::rename(&tmp, d.join("in").join(&name)).unwrap();
+        }
+        let out = run_env(d, &["run", "spec.yaml", "--available-now", "--quiet"], &[]);
+        assert!(out.status.success(), "{format}: {}", text(&out.stderr));
+        let (hist, online) = stream_outputs(d);
+        let (ref_hist, ref_online) = batch_reference(&[("a.jsonl".into(), csv_events.clone())]).await;
+        assert_eq!(hist, ref_hist, "{format}: historical store = batch run");
+        assert_eq!(online, ref_online, "{format}: online store = batch run");
+        if format == "csv" {
+            let dead = std::fs::read_to_string(d.join("ckpt/user/stream_fs/dead_letter/epoch=0.jsonl")).unwrap();
+            let v: serde_json::Value = serde_json::from_str(dead.lines().next().unwrap()).unwrap();
+            assert_eq!(v["position"], 8, "header + 6 rows, then the bad line: {v}");
+            assert_eq!(v["record"], "oops,2024-01-01 00:00:00,1.0,1");
+        }
+    }
+
+    // on_bad_record: fail
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_spec(d, true, "  on_bad_record: fail\n");
+    arrive(d, "a.jsonl", &(json_events.clone() + "{broken\n"));
+    let out = run_env(d, &["run", "spec.yaml", "--available-now"], &[]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("bad record in events") && err.contains("at 5") && err.contains("on_bad_record: fail"),
+        "{err}"
+    );
+    let hist = parquet_rows(&d.join("feature_store/historical/user/stream_fs"));
+    assert!(hist.is_empty(), "nothing of the failed epoch is written: {hist:?}");
+    assert!(!d.join("feature_store/online.sqlite").exists(), "nor online");
+}
+
+/// `checkpoint reset --to-earliest` reads everything again (epoch numbers go on);
+/// `--to-time` counts the files older than the instant as processed; `processing_time_ms`
+/// spaces the epochs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_checkpoint_reset_and_processing_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_spec(d, true, "  max_rows_per_batch: 5\n  processing_time_ms: 400\n");
+    // available_now takes no processing time: run without it, and stop once all is read
+    for (i, name) in ["a.jsonl", "b.jsonl", "c.jsonl"].iter().enumerate() {
+        arrive(d, name, &events(20 + i as u64, 5));
+        let t = std::time::SystemTime::now() - Duration::from_secs(3600 * (3 - i as u64));
+        std::fs::File::options()
+            .write(true)
+            .open(d.join("in").join(name))
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+    let h = start(d).await;
+    wait_for_epoch(&h, 2).await;
+    h.stop();
+    h.join().await.unwrap();
+    let ck = d.join("ckpt/user/stream_fs");
+    let planned: Vec<chrono::DateTime<chrono::Utc>> = (0..3)
+        .map(|n| {
+            let o: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(ck.join("offsets").join(n.to_string())).unwrap())
+                    .unwrap();
+            chrono::DateTime::parse_from_rfc3339(o["planned_at"].as_str().unwrap())
+                .unwrap()
+                .to_utc()
+        })
+        .collect();
+    for w in planned.windows(2) {
+        let gap = (w[1] - w[0]).num_milliseconds();
+        assert!(gap >= 380, "epochs start at least processing_time_ms apart: {gap} ms");
+    }
+    let (hist, _) = stream_outputs(d);
+    assert_eq!(hist.len(), 15);
+
+    // to-time: only c.jsonl (the newest, 1 h old) is newer than 90 minutes ago
+    let t = (chrono::Utc::now() - chrono::Duration::minutes(90)).to_rfc3339();
+    let out = run_env(d, &["checkpoint", "reset", "spec.yaml", "--to-time", &t], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run_env(d, &["run", "spec.yaml", "--available-now", "--quiet"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(stream_outputs(d).0.len(), 20, "c.jsonl read again, appended");
+    let show = text(&run_env(d, &["checkpoint", "show", "spec.yaml"], &[]).stdout);
+    assert!(show.contains("last committed epoch: 3"), "epoch numbers go on: {show}");
+
+    // to-earliest: everything again
+    let out = run_env(d, &["checkpoint", "reset", "spec.yaml", "--to-earliest"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run_env(d, &["run", "spec.yaml", "--available-now", "--quiet"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(stream_outputs(d).0.len(), 35, "all three files read again, appended");
 }
