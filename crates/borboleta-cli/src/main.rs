@@ -72,6 +72,15 @@ enum CheckpointCommand {
 
 #[derive(Subcommand, Debug)]
 enum OnlineCommand {
+    /// Delete keys from the online store, with a timestamp of now: the delete wins over every
+    /// event up to now (an older event replayed later does not bring the row back).
+    Delete {
+        /// The pipeline spec (YAML) whose online store to change.
+        spec: PathBuf,
+        /// A key as `column=value` (comma-separated for composite keys); repeat for several.
+        #[arg(long = "key", required = true)]
+        keys: Vec<String>,
+    },
     /// The current features of one or more keys.
     Get {
         /// The pipeline spec (YAML) whose online store to read.
@@ -245,25 +254,39 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Checkpoint { command } => checkpoint(command).await,
         Command::Online {
+            command: OnlineCommand::Delete { spec, keys },
+        } => {
+            let s = load(&spec)?;
+            let n = borboleta::online_delete(&s, &parse_keys(&keys)?).await?;
+            println!("deleted {n} key(s)");
+            Ok(())
+        }
+        Command::Online {
             command: OnlineCommand::Get { spec, keys, output },
         } => {
             let s = load(&spec)?;
-            let mut parsed = Vec::new();
-            for k in &keys {
-                let mut kv = Vec::new();
-                for part in k.split(',') {
-                    let Some((name, value)) = part.split_once('=') else {
-                        return Err(Error::spec("--key", format!("`{part}` is not `column=value`")).into());
-                    };
-                    kv.push((name.trim().to_string(), value.trim().to_string()));
-                }
-                parsed.push(kv);
-            }
+            let parsed = parse_keys(&keys)?;
             let batch = borboleta::online_get(&s, &parsed).await?;
             print_batches(&[batch], output)?;
             Ok(())
         }
     }
+}
+
+/// `column=value[,column=value]` per key.
+fn parse_keys(keys: &[String]) -> anyhow::Result<Vec<Vec<(String, String)>>> {
+    let mut parsed = Vec::new();
+    for k in keys {
+        let mut kv = Vec::new();
+        for part in k.split(',') {
+            let Some((name, value)) = part.split_once('=') else {
+                return Err(Error::spec("--key", format!("`{part}` is not `column=value`")).into());
+            };
+            kv.push((name.trim().to_string(), value.trim().to_string()));
+        }
+        parsed.push(kv);
+    }
+    Ok(parsed)
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {

@@ -489,6 +489,50 @@ impl CassandraOnlineStore {
         crate::online::json_rows_to_batch(&schema, &json_rows)
     }
 
+    /// Deletes the given keys `USING TIMESTAMP write_ts` (µs): the delete wins over every
+    /// write with a smaller timestamp (an event older than the delete), not over newer ones.
+    pub async fn delete(
+        &self,
+        table: &str,
+        keys: &[String],
+        key_values: &[Vec<(String, String)>],
+        write_ts: i64,
+    ) -> Result<u64> {
+        let session = self.session().await?;
+        let types = self.column_types(table).await?;
+        let cql = format!(
+            "DELETE FROM {} USING TIMESTAMP ? WHERE {}",
+            self.table_ref(table),
+            keys.iter()
+                .map(|k| format!("{} = ?", quote(k)))
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        );
+        let mut prepared = session
+            .prepare(cql)
+            .await
+            .map_err(|e| driver_err(&format!("cannot delete from {table}"), e))?;
+        prepared.set_consistency(self.config.write_consistency);
+        for kv in key_values {
+            let mut values = vec![CqlValue::BigInt(write_ts)];
+            for k in keys {
+                let Some((_, v)) = kv.iter().find(|(n, _)| n == k) else {
+                    return Err(Error::spec(
+                        "--key",
+                        format!("missing key `{k}`; the keys are: {}", keys.join(", ")),
+                    ));
+                };
+                let t = types.iter().find(|(n, _)| n == k).map_or("text", |(_, t)| t.as_str());
+                values.push(parse_key(k, v, &arrow_type(t))?);
+            }
+            session
+                .execute_unpaged(&prepared, &values)
+                .await
+                .map_err(|e| driver_err("delete failed", e))?;
+        }
+        Ok(key_values.len() as u64)
+    }
+
     /// Column names and CQL types of `table`, from `system_schema`.
     pub async fn column_types(&self, table: &str) -> Result<Vec<(String, String)>> {
         let session = self.session().await?;

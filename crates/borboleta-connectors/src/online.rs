@@ -123,7 +123,7 @@ impl EmbeddedOnlineStore {
             let key = lookup_key(&schema, &keys, kv)?;
             let row: Option<String> = conn
                 .query_row(
-                    &format!("SELECT row FROM {} WHERE key = ?1", quote(table)),
+                    &format!("SELECT row FROM {} WHERE key = ?1 AND row <> ''", quote(table)),
                     params![key],
                     |r| r.get(0),
                 )
@@ -146,7 +146,10 @@ impl EmbeddedOnlineStore {
             .map_err(|e| db_err(format!("table `{table}`: {e}")))?;
         let schema = schema_from_bytes(&schema_bytes)?;
         let mut stmt = conn
-            .prepare(&format!("SELECT row FROM {} ORDER BY key", quote(table)))
+            .prepare(&format!(
+                "SELECT row FROM {} WHERE row <> '' ORDER BY key",
+                quote(table)
+            ))
             .map_err(db_err)?;
         let rows: Vec<String> = stmt
             .query_map([], |r| r.get(0))
@@ -154,6 +157,50 @@ impl EmbeddedOnlineStore {
             .collect::<std::result::Result<_, _>>()
             .map_err(db_err)?;
         json_rows_to_batch(&schema, &rows)
+    }
+}
+
+impl EmbeddedOnlineStore {
+    /// Deletes the given keys with write timestamp `write_ts` (µs): a tombstone that an older
+    /// event cannot overwrite (a newer one can). Returns how many keys had a visible row.
+    pub fn delete(&self, table: &str, key_values: &[Vec<(String, String)>], write_ts: i64) -> Result<u64> {
+        let conn = self.open()?;
+        let meta: Option<(Vec<u8>, String)> = conn
+            .query_row(
+                "SELECT schema, keys FROM _borboleta_tables WHERE name = ?1",
+                params![table],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(db_err)?;
+        let Some((schema_bytes, keys)) = meta else {
+            return Ok(0);
+        };
+        let schema = schema_from_bytes(&schema_bytes)?;
+        let keys: Vec<String> = keys.split(',').map(str::to_string).collect();
+        let mut deleted = 0;
+        for kv in key_values {
+            let key = lookup_key(&schema, &keys, kv)?;
+            let visible: bool = conn
+                .query_row(
+                    &format!("SELECT count(*) > 0 FROM {} WHERE key = ?1 AND row <> ''", quote(table)),
+                    params![key],
+                    |r| r.get(0),
+                )
+                .map_err(db_err)?;
+            conn.execute(
+                &format!(
+                    "INSERT INTO {t} (key, write_ts, row) VALUES (?1, ?2, '')
+                     ON CONFLICT(key) DO UPDATE SET write_ts = excluded.write_ts, row = ''
+                     WHERE excluded.write_ts > {t}.write_ts",
+                    t = quote(table)
+                ),
+                params![key, write_ts],
+            )
+            .map_err(db_err)?;
+            deleted += u64::from(visible);
+        }
+        Ok(deleted)
     }
 }
 

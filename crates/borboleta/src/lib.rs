@@ -224,6 +224,24 @@ pub async fn online_get(spec: &FeatureSetPipelineSpec, keys: &[Vec<(String, Stri
     store.get(&table, keys)
 }
 
+/// Deletes the given keys from the spec's online store with a write timestamp of now (µs,
+/// + 999): the delete wins over every event up to now, and a newer event written later shows
+/// again. Returns how many keys were deleted (Cassandra: asked to delete).
+pub async fn online_delete(spec: &FeatureSetPipelineSpec, keys: &[Vec<(String, String)>]) -> Result<u64> {
+    let write_ts = chrono::Utc::now().timestamp_millis() * 1000 + 999;
+    if let Some(o) = first_online_writer(spec)
+        && let Some(c) = &o.cassandra
+    {
+        let store = CassandraOnlineStore::new(CassandraConfig::resolve(c, &|v| std::env::var(v).ok())?);
+        let key_cols = borboleta_core::key_columns(&spec.feature_set);
+        return store
+            .delete(&o.table_name(&spec.feature_set), &key_cols, keys, write_ts)
+            .await;
+    }
+    let (store, table) = online_store(spec)?;
+    store.delete(&table, keys, write_ts)
+}
+
 /// The online writer that persists (the first one not in debug mode, else the first one).
 fn first_online_writer(spec: &FeatureSetPipelineSpec) -> Option<&OnlineWriterSpec> {
     let online = || {

@@ -183,6 +183,32 @@ async fn kafka_to_cassandra_is_latest_event_wins_through_shuffles_replays_and_ba
         got["amount"], first_id["amount"],
         "online get reads Cassandra: {got} vs {first_id}"
     );
+
+    // 4. a delete wins over every event up to now: a replay of them does not bring the key back
+    let out = run_env(d, &["online", "delete", "spec.yaml", "--key", &format!("id={id}")], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let get = |d: &Path| {
+        let out = run_env(
+            d,
+            &[
+                "online",
+                "get",
+                "spec.yaml",
+                "--key",
+                &format!("id={id}"),
+                "--output",
+                "jsonl",
+            ],
+            &[],
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).trim().to_string()
+    };
+    assert_eq!(get(d), "", "deleted");
+    produce(&topic, &shuffled(&all[0].1, 19));
+    let out = run_env(d, &args, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(get(d), "", "a replay of older events stays deleted");
 }
 
 /// An unreachable Cassandra fails at start with the host named, exit 1, nothing planned.

@@ -261,4 +261,38 @@ writers: [{type: online_feature_store}]
         &[("INPUT", "x")],
     );
     assert_eq!(bad.status.code(), Some(2));
+
+    // A delete wins over every event up to now: replaying older events does not bring the key
+    // back; an event newer than the delete does.
+    let out = run_env(
+        dir.path(),
+        &["online", "delete", "spec.yaml", "--key", "id=1"],
+        &[("INPUT", "x")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "deleted 1 key(s)");
+    assert_eq!(get("id=1").trim(), "", "deleted");
+    let out = run_env(dir.path(), &["run", "spec.yaml"], &[("INPUT", "new.jsonl")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(get("id=1").trim(), "", "a replay of older events stays deleted");
+    std::fs::write(
+        dir.path().join("later.jsonl"),
+        "{\"id\":1,\"ts\":\"2099-01-01 00:00:00\",\"v\":7}\n",
+    )
+    .unwrap();
+    let spec = std::fs::read_to_string(dir.path().join("spec.yaml")).unwrap();
+    std::fs::write(
+        dir.path().join("spec.yaml"),
+        spec.replace(
+            "[{type: online_feature_store}]",
+            "[{type: online_feature_store, max_future_skew_seconds: 9999999999}]",
+        ),
+    )
+    .unwrap();
+    let out = run_env(dir.path(), &["run", "spec.yaml"], &[("INPUT", "later.jsonl")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        get("id=1").contains("\"v\":7"),
+        "an event newer than the delete shows again"
+    );
 }
