@@ -224,9 +224,9 @@ pub async fn online_get(spec: &FeatureSetPipelineSpec, keys: &[Vec<(String, Stri
     store.get(&table, keys)
 }
 
-/// Deletes the given keys from the spec's online store with a write timestamp of now (µs,
-/// + 999): the delete wins over every event up to now, and a newer event written later shows
-/// again. Returns how many keys were deleted (Cassandra: asked to delete).
+/// Deletes the given keys from the spec's online store with a write timestamp of now (in µs,
+/// plus 999): the delete wins over every event up to now, and a newer event written later
+/// shows again. Returns how many keys were deleted (Cassandra: asked to delete).
 pub async fn online_delete(spec: &FeatureSetPipelineSpec, keys: &[Vec<(String, String)>]) -> Result<u64> {
     let write_ts = chrono::Utc::now().timestamp_millis() * 1000 + 999;
     if let Some(o) = first_online_writer(spec)
