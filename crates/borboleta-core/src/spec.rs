@@ -168,7 +168,7 @@ fn default_stream_true() -> bool {
 /// Butterfree's `KafkaReader`: JSON values of a topic, parsed with `value_schema` into columns,
 /// plus the `kafka_metadata` column (key, topic, value, partition, offset, timestamp,
 /// timestampType).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaReaderSpec {
     /// Table name in the source query.
@@ -623,7 +623,7 @@ pub struct OnlineWriterSpec {
 }
 
 /// Butterfree's `CassandraConfig`. Each field falls back to its environment variable.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CassandraConfigSpec {
     /// Contact points (`CASSANDRA_HOST`, comma-separated). Default: 127.0.0.1.
@@ -878,5 +878,82 @@ impl TimestampFeatureSpec {
             from_column: Some(column.into()),
             ..Self::default()
         }
+    }
+}
+
+/// Whether a setting's name says it holds a secret.
+pub fn is_secret_setting(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    ["password", "secret", "token", "key.pem", "private", "sasl.jaas"]
+        .iter()
+        .any(|k| n.contains(k))
+}
+
+impl fmt::Debug for CassandraConfigSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CassandraConfigSpec")
+            .field("hosts", &self.hosts)
+            .field("port", &self.port)
+            .field("keyspace", &self.keyspace)
+            .field("local_dc", &self.local_dc)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("read_consistency", &self.read_consistency)
+            .field("write_consistency", &self.write_consistency)
+            .field("create_keyspace", &self.create_keyspace)
+            .finish()
+    }
+}
+
+impl fmt::Debug for KafkaReaderSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let options: BTreeMap<&str, &str> = self
+            .options
+            .iter()
+            .map(|(k, v)| (k.as_str(), if is_secret_setting(k) { "***" } else { v.as_str() }))
+            .collect();
+        f.debug_struct("KafkaReaderSpec")
+            .field("id", &self.id)
+            .field("topic", &self.topic)
+            .field("connection_string", &self.connection_string)
+            .field("value_schema", &self.value_schema)
+            .field("options", &options)
+            .field("starting_offsets", &self.starting_offsets)
+            .field("ending_offsets", &self.ending_offsets)
+            .field("stream", &self.stream)
+            .field("columns", &self.columns)
+            .field("incremental_strategy", &self.incremental_strategy)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_not_printed() {
+        let c = CassandraConfigSpec {
+            password: Some("hunter2".into()),
+            ..Default::default()
+        };
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let k = KafkaReaderSpec {
+            id: "e".into(),
+            topic: OneOrMany::One("t".into()),
+            connection_string: None,
+            value_schema: SchemaSpec::default(),
+            options: BTreeMap::from([
+                ("sasl.password".to_string(), "hunter2".to_string()),
+                ("security.protocol".to_string(), "SASL_SSL".to_string()),
+            ]),
+            starting_offsets: None,
+            ending_offsets: None,
+            stream: true,
+            columns: vec![],
+            incremental_strategy: None,
+        };
+        let text = format!("{k:?}");
+        assert!(!text.contains("hunter2") && text.contains("SASL_SSL"), "{text}");
     }
 }
