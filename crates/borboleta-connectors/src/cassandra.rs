@@ -439,10 +439,7 @@ impl CassandraOnlineStore {
             "SELECT {} FROM {} WHERE {}",
             columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", "),
             self.table_ref(table),
-            keys.iter()
-                .map(|k| format!("{} = ?", quote(k)))
-                .collect::<Vec<_>>()
-                .join(" AND ")
+            key_predicate(keys)
         );
         let mut prepared = session
             .prepare(cql)
@@ -451,25 +448,7 @@ impl CassandraOnlineStore {
         prepared.set_consistency(self.config.read_consistency);
         let mut json_rows = Vec::new();
         for kv in key_values {
-            let mut values = Vec::new();
-            for k in keys {
-                let Some((_, v)) = kv.iter().find(|(n, _)| n == k) else {
-                    return Err(Error::spec(
-                        "--key",
-                        format!("missing key `{k}`; the keys are: {}", keys.join(", ")),
-                    ));
-                };
-                let t = schema.field_with_name(k)?.data_type().clone();
-                values.push(parse_key(k, v, &t)?);
-            }
-            for (name, _) in kv {
-                if !keys.contains(name) {
-                    return Err(Error::spec(
-                        "--key",
-                        format!("`{name}` is not a key; the keys are: {}", keys.join(", ")),
-                    ));
-                }
-            }
+            let values = bind_key(keys, kv, &types)?;
             let result = session
                 .execute_unpaged(&prepared, &values)
                 .await
@@ -503,10 +482,7 @@ impl CassandraOnlineStore {
         let cql = format!(
             "DELETE FROM {} USING TIMESTAMP ? WHERE {}",
             self.table_ref(table),
-            keys.iter()
-                .map(|k| format!("{} = ?", quote(k)))
-                .collect::<Vec<_>>()
-                .join(" AND ")
+            key_predicate(keys)
         );
         let mut prepared = session
             .prepare(cql)
@@ -515,16 +491,7 @@ impl CassandraOnlineStore {
         prepared.set_consistency(self.config.write_consistency);
         for kv in key_values {
             let mut values = vec![CqlValue::BigInt(write_ts)];
-            for k in keys {
-                let Some((_, v)) = kv.iter().find(|(n, _)| n == k) else {
-                    return Err(Error::spec(
-                        "--key",
-                        format!("missing key `{k}`; the keys are: {}", keys.join(", ")),
-                    ));
-                };
-                let t = types.iter().find(|(n, _)| n == k).map_or("text", |(_, t)| t.as_str());
-                values.push(parse_key(k, v, &arrow_type(t))?);
-            }
+            values.extend(bind_key(keys, kv, &types)?);
             session
                 .execute_unpaged(&prepared, &values)
                 .await
@@ -584,6 +551,42 @@ fn arrow_type(t: &str) -> DataType {
         ))),
         _ => DataType::Utf8,
     }
+}
+
+/// `"k1" = ? AND "k2" = ?`.
+fn key_predicate(keys: &[String]) -> String {
+    keys.iter()
+        .map(|k| format!("{} = ?", quote(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// The values of one key (`column=value` strings) in `keys` order, typed by `cql_types`
+/// (column → CQL type); a missing key or a column that is not a key is an error.
+fn bind_key(keys: &[String], kv: &[(String, String)], cql_types: &[(String, String)]) -> Result<Vec<CqlValue>> {
+    let mut values = Vec::with_capacity(keys.len());
+    for k in keys {
+        let Some((_, v)) = kv.iter().find(|(n, _)| n == k) else {
+            return Err(Error::spec(
+                "--key",
+                format!("missing key `{k}`; the keys are: {}", keys.join(", ")),
+            ));
+        };
+        let t = cql_types
+            .iter()
+            .find(|(n, _)| n == k)
+            .map_or("text", |(_, t)| t.as_str());
+        values.push(parse_key(k, v, &arrow_type(t))?);
+    }
+    for (name, _) in kv {
+        if !keys.contains(name) {
+            return Err(Error::spec(
+                "--key",
+                format!("`{name}` is not a key; the keys are: {}", keys.join(", ")),
+            ));
+        }
+    }
+    Ok(values)
 }
 
 fn parse_key(k: &str, v: &str, t: &DataType) -> Result<CqlValue> {

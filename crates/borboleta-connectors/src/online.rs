@@ -99,15 +99,7 @@ impl EmbeddedOnlineStore {
     /// types). Keys that are absent give no row.
     pub fn get(&self, table: &str, key_values: &[Vec<(String, String)>]) -> Result<RecordBatch> {
         let conn = self.open()?;
-        let meta: Option<(Vec<u8>, String)> = conn
-            .query_row(
-                "SELECT schema, keys FROM _borboleta_tables WHERE name = ?1",
-                params![table],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(db_err)?;
-        let Some((schema_bytes, keys)) = meta else {
+        let Some((schema, keys)) = table_meta(&conn, table)? else {
             return Err(Error::spec(
                 "online_feature_store",
                 format!(
@@ -116,8 +108,6 @@ impl EmbeddedOnlineStore {
                 ),
             ));
         };
-        let schema = schema_from_bytes(&schema_bytes)?;
-        let keys: Vec<String> = keys.split(',').map(str::to_string).collect();
         let mut found = Vec::new();
         for kv in key_values {
             let key = lookup_key(&schema, &keys, kv)?;
@@ -165,19 +155,9 @@ impl EmbeddedOnlineStore {
     /// event cannot overwrite (a newer one can). Returns how many keys had a visible row.
     pub fn delete(&self, table: &str, key_values: &[Vec<(String, String)>], write_ts: i64) -> Result<u64> {
         let conn = self.open()?;
-        let meta: Option<(Vec<u8>, String)> = conn
-            .query_row(
-                "SELECT schema, keys FROM _borboleta_tables WHERE name = ?1",
-                params![table],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(db_err)?;
-        let Some((schema_bytes, keys)) = meta else {
+        let Some((schema, keys)) = table_meta(&conn, table)? else {
             return Ok(0);
         };
-        let schema = schema_from_bytes(&schema_bytes)?;
-        let keys: Vec<String> = keys.split(',').map(str::to_string).collect();
         let mut deleted = 0;
         for kv in key_values {
             let key = lookup_key(&schema, &keys, kv)?;
@@ -202,6 +182,25 @@ impl EmbeddedOnlineStore {
         }
         Ok(deleted)
     }
+}
+
+/// The schema and key columns of an online table, if it exists.
+fn table_meta(conn: &Connection, table: &str) -> Result<Option<(SchemaRef, Vec<String>)>> {
+    let meta: Option<(Vec<u8>, String)> = conn
+        .query_row(
+            "SELECT schema, keys FROM _borboleta_tables WHERE name = ?1",
+            params![table],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(db_err)?;
+    meta.map(|(schema, keys)| {
+        Ok((
+            schema_from_bytes(&schema)?,
+            keys.split(',').map(str::to_string).collect(),
+        ))
+    })
+    .transpose()
 }
 
 /// SQLite identifier quoting.

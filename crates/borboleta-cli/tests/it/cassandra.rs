@@ -163,21 +163,17 @@ async fn kafka_to_cassandra_is_latest_event_wins_through_shuffles_replays_and_ba
 
     let first_id: serde_json::Value = serde_json::from_str(&state[0]).unwrap();
     let id = first_id["id"].to_string();
-    let out = run_env(
-        d,
-        &[
-            "online",
-            "get",
-            "spec.yaml",
-            "--key",
-            &format!("id={id}"),
-            "--output",
-            "jsonl",
-        ],
-        &[],
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let got: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    let get = |d: &Path| {
+        let key = format!("id={id}");
+        let out = run_env(
+            d,
+            &["online", "get", "spec.yaml", "--key", &key, "--output", "jsonl"],
+            &[],
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).trim().to_string()
+    };
+    let got: serde_json::Value = serde_json::from_str(&get(d)).unwrap();
     assert_eq!(got["id"].to_string(), id);
     assert_eq!(
         got["amount"], first_id["amount"],
@@ -187,23 +183,6 @@ async fn kafka_to_cassandra_is_latest_event_wins_through_shuffles_replays_and_ba
     // 4. a delete wins over every event up to now: a replay of them does not bring the key back
     let out = run_env(d, &["online", "delete", "spec.yaml", "--key", &format!("id={id}")], &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let get = |d: &Path| {
-        let out = run_env(
-            d,
-            &[
-                "online",
-                "get",
-                "spec.yaml",
-                "--key",
-                &format!("id={id}"),
-                "--output",
-                "jsonl",
-            ],
-            &[],
-        );
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        text(&out.stdout).trim().to_string()
-    };
     assert_eq!(get(d), "", "deleted");
     produce(&topic, &shuffled(&all[0].1, 19));
     let out = run_env(d, &args, &[]);
