@@ -27,42 +27,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-SPEC = """\
-readers:
-  - id: events_stream
-    type: file
-    path: {input}
-    format: json
-    stream: true
-    schema: {{id: bigint, ts: timestamp, amount: double, category: string}}
-source:
-  query: select * from events_stream
-feature_set:
-  name: events_stream_features
-  entity: user
-  description: row-level features over streamed events
-  keys:
-    - {{name: id, description: entity id, dtype: bigint}}
-  timestamp: {{from_column: ts}}
-  features:
-    - name: amount_x2
-      dtype: double
-      transformation: {{type: sql_expression, expression: amount * 2}}
-    - name: category_group
-      dtype: string
-      transformation:
-        type: sql_expression
-        expression: "CASE WHEN category < 'cat_05' THEN 'A' WHEN category < 'cat_10' THEN 'B' ELSE 'C' END"
-    - name: amount
-      transformation:
-        type: spark_function
-        functions: [{{function: log1p, dtype: double}}]
-writers:
-  - {{type: online_feature_store, debug_mode: true}}
-streaming:
-  checkpoint_path: {checkpoint}
-  debug_max_rows: 10000000
-"""
+SPEC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "specs", "stream.yaml")
 
 
 def free_port():
@@ -109,7 +74,7 @@ def main():
         os.makedirs(d)
     spec = os.path.join(args.work, "stream.yaml")
     with open(spec, "w") as f:
-        f.write(SPEC.format(input=inp, checkpoint=ckpt))
+        f.write(open(SPEC).read().replace("@INPUT@", inp).replace("@CHECKPOINT@", ckpt))
     port = free_port()
     t = time.perf_counter()
     proc = subprocess.Popen([args.borboleta, "run", spec, "--quiet", "--metrics-addr", f"127.0.0.1:{port}"],

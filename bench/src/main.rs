@@ -50,51 +50,11 @@ enum Cmd {
 
 const NAME: &str = "events_stream_features";
 
-/// The spec of `pipeline_stream.py`: Butterfree's `row_features(with_window=False)`.
+/// The spec of `pipeline_stream.py` (`bench/specs/stream.yaml`, shared with `stream_cli.py`).
 fn stream_spec(input: &Path, checkpoint: &Path) -> String {
-    format!(
-        r#"
-readers:
-  - id: events_stream
-    type: file
-    path: {input}
-    format: json
-    stream: true
-    schema: {{id: bigint, ts: timestamp, amount: double, category: string}}
-source:
-  query: select * from events_stream
-feature_set:
-  name: {NAME}
-  entity: user
-  description: row-level features over streamed events
-  keys:
-    - {{name: id, description: entity id, dtype: bigint}}
-  timestamp: {{from_column: ts}}
-  features:
-    - name: amount_x2
-      description: amount times two
-      dtype: double
-      transformation: {{type: sql_expression, expression: amount * 2}}
-    - name: category_group
-      description: CASE over category
-      dtype: string
-      transformation:
-        type: sql_expression
-        expression: "CASE WHEN category < 'cat_05' THEN 'A' WHEN category < 'cat_10' THEN 'B' ELSE 'C' END"
-    - name: amount
-      description: log(amount + 1)
-      transformation:
-        type: spark_function
-        functions: [{{function: log1p, dtype: double}}]
-writers:
-  - {{type: online_feature_store, debug_mode: true}}
-streaming:
-  checkpoint_path: {checkpoint}
-  debug_max_rows: 10000000
-"#,
-        input = input.display(),
-        checkpoint = checkpoint.display(),
-    )
+    include_str!("../specs/stream.yaml")
+        .replace("@INPUT@", &input.display().to_string())
+        .replace("@CHECKPOINT@", &checkpoint.display().to_string())
 }
 
 /// The files of `dir` whose name starts with `prefix`, sorted, with their contents and line counts.
