@@ -10,7 +10,7 @@ check:
 
 ## every test: unit tests, golden cases (3 time zones), end-to-end CLI runs
 test:
-	scripts/services up kafka cassandra
+	scripts/services up kafka cassandra s3
 	cargo test --workspace --locked
 
 ## run the README example on embedded defaults (no services)

@@ -3,6 +3,7 @@
 
     probe.py kafka HOST PORT [TIMEOUT]      Kafka Metadata v4 request; ok when a broker is listed
     probe.py cassandra HOST PORT [TIMEOUT]  CQL v4 STARTUP + "SELECT release_version FROM system.local"
+    probe.py s3 HOST PORT [TIMEOUT]         S3 ListBuckets (GET /); ok on an XML answer
 
 Prints a one-line summary and exits 0 when the service answered the request, 1 otherwise
 (reason on stderr).
@@ -138,14 +139,26 @@ def cassandra(host, port, timeout):
     return "release_version=%s" % version
 
 
+def s3(host, port, timeout):
+    import http.client
+
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    conn.request("GET", "/")
+    resp = conn.getresponse()
+    body = resp.read()
+    if resp.status != 200 or b"ListAllMyBucketsResult" not in body:
+        raise ValueError("GET / answered %d" % resp.status)
+    return "ListBuckets ok"
+
+
 def main(argv):
-    if len(argv) < 4 or argv[1] not in ("kafka", "cassandra"):
+    if len(argv) < 4 or argv[1] not in ("kafka", "cassandra", "s3"):
         sys.stderr.write(__doc__)
         return 2
     kind, host, port = argv[1], argv[2], int(argv[3])
     timeout = float(argv[4]) if len(argv) > 4 else 5.0
     try:
-        print((kafka if kind == "kafka" else cassandra)(host, port, timeout))
+        print({"kafka": kafka, "cassandra": cassandra, "s3": s3}[kind](host, port, timeout))
         return 0
     except Exception as e:  # noqa: BLE001 - any failure means "not ready"
         sys.stderr.write("%s %s:%d: %s: %s\n" % (kind, host, port, type(e).__name__, e))

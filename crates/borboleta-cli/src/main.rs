@@ -37,6 +37,9 @@ enum Command {
         /// Last date of the plan's date filter (YYYY-MM-DD).
         #[arg(long)]
         end_date: Option<String>,
+        /// Also print the physical plan (files, partitions, operators).
+        #[arg(long)]
+        physical: bool,
     },
     /// Read the online store.
     Online {
@@ -203,6 +206,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             spec,
             start_date,
             end_date,
+            physical,
         } => {
             let s = load(&spec)?;
             let opts = RunOptions {
@@ -248,7 +252,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 "columns: {}\n",
                 borboleta::core::output_columns(&p.spec().feature_set).join(", ")
             ));
-            out.push_str(&p.explain(&opts).await?);
+            out.push_str(&p.explain(&opts, physical).await?);
             println!("{}", redact(&out));
             Ok(())
         }
@@ -301,7 +305,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             date("--end-date", &args.end_date)?,
         ),
     };
-    let pipeline = borboleta::build_pipeline(spec, &PipelineOptions { debug: args.debug }).await?;
+    let opts = PipelineOptions {
+        debug: args.debug,
+        ..Default::default()
+    };
+    let pipeline = borboleta::build_pipeline(spec, &opts).await?;
     if pipeline.is_streaming() {
         if args.start_date.is_some() || args.end_date.is_some() || args.date.is_some() {
             return Err(Error::spec(
@@ -334,9 +342,24 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let progress: Option<Arc<dyn Fn(u64) + Send + Sync>> = bar.clone().map(|b| {
-        Arc::new(move |rows: u64| b.set_message(format!("{rows} feature rows"))) as Arc<dyn Fn(u64) + Send + Sync>
-    });
+    // A spinner on a terminal; otherwise a log line at the first rows and then at most every 2 s.
+    let progress: Option<Arc<dyn Fn(u64) + Send + Sync>> = match (&bar, args.quiet) {
+        (Some(b), _) => {
+            let b = b.clone();
+            Some(Arc::new(move |rows: u64| b.set_message(format!("{rows} feature rows"))))
+        }
+        (None, false) => {
+            let last: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+            Some(Arc::new(move |rows: u64| {
+                let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+                if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(2)) {
+                    *last = Some(std::time::Instant::now());
+                    eprintln!("progress: {rows} feature rows computed");
+                }
+            }))
+        }
+        (None, true) => None,
+    };
     let summary = pipeline
         .run(RunOptions {
             start_date,
@@ -370,7 +393,15 @@ async fn print_debug_output(pipeline: &borboleta::FeatureSetPipeline, args: &Run
                 .iter()
                 .map(|f| borboleta::engine::feature_set::column(f.name()).sort(true, false))
                 .collect();
-            let batches = df.sort(order)?.collect().await?;
+            let mut batches = df.sort(order)?.collect().await?;
+            if !matches!(args.output, Output::Table) {
+                // jsonl and csv carry the table's name in a first `table` column, so that the
+                // tables printed one after another can be told apart.
+                batches = batches
+                    .iter()
+                    .map(|b| with_table_column(b, &table))
+                    .collect::<anyhow::Result<_>>()?;
+            }
             if matches!(args.output, Output::Table) {
                 println!("{table}");
                 let cols: Vec<String> = schema
@@ -574,6 +605,17 @@ fn sql_type(t: &arrow::datatypes::DataType) -> String {
         T::List(f) => format!("array<{}>", sql_type(f.data_type())),
         other => other.to_string().to_lowercase(),
     }
+}
+
+/// `batch` with a first column `table` holding `name` on every row.
+fn with_table_column(batch: &RecordBatch, name: &str) -> anyhow::Result<RecordBatch> {
+    use arrow::datatypes::{DataType, Field, Schema};
+    let mut fields = vec![Arc::new(Field::new("table", DataType::Utf8, false))];
+    fields.extend(batch.schema().fields().iter().cloned());
+    let mut columns: Vec<arrow::array::ArrayRef> =
+        vec![Arc::new(arrow::array::StringArray::from(vec![name; batch.num_rows()]))];
+    columns.extend(batch.columns().iter().cloned());
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
 }
 
 fn print_batches(batches: &[RecordBatch], output: Output) -> anyhow::Result<()> {

@@ -16,8 +16,9 @@ use datafusion::prelude::SessionContext;
 
 use crate::file_stream::FileStream;
 
-/// Reads files as a DataFusion listing table (local paths; `file://` URLs); with `stream: true`,
-/// a folder of arriving files ([`FileStream`]).
+/// Reads files as a DataFusion listing table (local paths, `file://`, `s3://` and stores registered
+/// on the session such as `memory://`); with `stream: true`, a local folder of arriving files
+/// ([`FileStream`]).
 #[derive(Debug, Clone)]
 pub struct FileReader {
     spec: FileReaderSpec,
@@ -72,6 +73,9 @@ impl Reader for FileReader {
             }
         }
         let url = ListingTableUrl::parse(&path).map_err(|e| Error::spec("path", e.to_string()))?;
+        if path.contains("://") {
+            register_object_store(ctx, &url)?;
+        }
         let flag = |k: &str, default: bool| spec.options.get(k).map_or(default, |v| v.eq_ignore_ascii_case("true"));
         let (format, default_ext): (Arc<dyn datafusion::datasource::file_format::FileFormat>, &str) = match spec.format
         {
@@ -118,6 +122,38 @@ impl Reader for FileReader {
         }
         Ok(Arc::new(table))
     }
+}
+
+/// Makes sure the session can read `url`: a store already registered for its scheme and host
+/// (`file://`, or one a Rust caller registered, e.g. `memory://`) is used as it is; `s3://` and
+/// `s3a://` get an S3 store configured from the standard `AWS_*` environment variables
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT`, `AWS_ALLOW_HTTP`…).
+fn register_object_store(ctx: &SessionContext, url: &ListingTableUrl) -> Result<()> {
+    let env = ctx.runtime_env();
+    if env.object_store(url.object_store()).is_ok() {
+        return Ok(());
+    }
+    let base = url.get_url();
+    let store: Arc<dyn object_store::ObjectStore> = match base.scheme() {
+        #[cfg(feature = "s3")]
+        "s3" | "s3a" => Arc::new(
+            object_store::aws::AmazonS3Builder::from_env()
+                .with_url(base.as_str())
+                .build()
+                .map_err(|e| Error::spec("path", format!("cannot open {base}: {e}")))?,
+        ),
+        other => {
+            return Err(Error::spec(
+                "path",
+                format!(
+                    "no object store for `{other}://`: use a local path, file://, s3:// (or s3a://), \
+                     or register a store for it on the session"
+                ),
+            ));
+        }
+    };
+    env.register_object_store(url.object_store().as_ref(), store);
+    Ok(())
 }
 
 fn first_line(s: &str) -> &str {

@@ -33,6 +33,7 @@ pub mod spec;
 pub mod time;
 pub mod validate;
 pub mod window;
+pub mod yaml_lines;
 
 pub use dtype::FeatureDataType;
 pub use error::{Error, Result, SpecIssue, SpecIssues};
@@ -40,3 +41,4 @@ pub use load::expand;
 pub use naming::{feature_columns, key_columns, output_columns};
 pub use spec::*;
 pub use window::{WindowDefinition, WindowMode};
+pub use yaml_lines::YamlLines;

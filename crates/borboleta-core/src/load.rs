@@ -12,7 +12,9 @@ impl FeatureSetPipelineSpec {
     /// Reads, expands and validates a spec file. Relative paths resolve against its folder.
     pub fn from_yaml_file(path: impl AsRef<Path>) -> Result<Self> {
         let spec = Self::parse_yaml_file(path)?;
-        crate::validate::validate(&spec).into_result()?;
+        let mut issues = crate::validate::validate(&spec);
+        spec.locate(&mut issues);
+        issues.into_result()?;
         Ok(spec)
     }
 
@@ -33,7 +35,9 @@ impl FeatureSetPipelineSpec {
     /// Parses, expands and validates YAML text.
     pub fn from_yaml_str(text: &str, base_dir: Option<&Path>, env: EnvLookup<'_>) -> Result<Self> {
         let spec = Self::parse_yaml_str(text, base_dir, env)?;
-        crate::validate::validate(&spec).into_result()?;
+        let mut issues = crate::validate::validate(&spec);
+        spec.locate(&mut issues);
+        issues.into_result()?;
         Ok(spec)
     }
 
@@ -49,10 +53,19 @@ impl FeatureSetPipelineSpec {
             }]))
         })?;
         spec.base_dir = base_dir.map(Path::to_path_buf);
+        spec.yaml_lines = Some(std::sync::Arc::new(crate::YamlLines::index(text)));
         let mut issues = SpecIssues::default();
         spec.expand_env(env, &mut issues);
+        spec.locate(&mut issues);
         issues.into_result()?;
         Ok(spec)
+    }
+
+    /// Fills in the spec-file line of every issue that has none (a spec built in Rust has none).
+    pub fn locate(&self, issues: &mut SpecIssues) {
+        if let Some(lines) = &self.yaml_lines {
+            lines.locate(issues);
+        }
     }
 
     /// Replaces `${VAR}` in paths, options and the query; `$${` is a literal `${`.

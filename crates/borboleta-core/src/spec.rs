@@ -48,6 +48,9 @@ pub struct FeatureSetPipelineSpec {
     /// Folder that relative paths resolve against (the spec file's folder); not part of the YAML.
     #[serde(skip)]
     pub base_dir: Option<PathBuf>,
+    /// The line of every YAML path of the spec file, for error messages; not part of the YAML.
+    #[serde(skip)]
+    pub yaml_lines: Option<std::sync::Arc<crate::YamlLines>>,
 }
 
 /// A reader, tagged by `type`.
@@ -783,6 +786,7 @@ impl FeatureSetPipelineSpecBuilder {
             writers: self.writers,
             streaming: self.streaming,
             base_dir: self.base_dir,
+            yaml_lines: None,
         };
         crate::validate::validate(&spec).into_result()?;
         Ok(spec)

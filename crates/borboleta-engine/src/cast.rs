@@ -112,8 +112,42 @@ pub fn spark_cast_array(input: &ArrayRef, target: &DataType) -> DfResult<ArrayRe
         let out: ArrayRef = Arc::new(micros.with_timezone_opt(tz));
         return Ok(cast_with_options(&out, target, &safe)?);
     }
+    // string -> integer: Spark trims and drops a fractional part ("7.5" -> 7).
+    if matches!(from, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) && target.is_integer() {
+        let strings = cast_with_options(input, &DataType::Utf8, &safe)?;
+        let trimmed: arrow::array::StringArray = strings
+            .as_string::<i32>()
+            .iter()
+            .map(|s| s.map(spark_integer_text))
+            .collect();
+        return Ok(cast_with_options(&trimmed, target, &safe)?);
+    }
     // string -> timestamp: Spark's default parser also takes a date alone and `T` or space.
     Ok(cast_with_options(input, target, &safe)?)
+}
+
+/// The integer part of a decimal number as Spark's string-to-integer cast reads it: surrounding
+/// whitespace is ignored, and `[+-]digits.digits` keeps the digits before the point. Anything
+/// else is returned as it is (and fails the cast).
+fn spark_integer_text(s: &str) -> &str {
+    let t = s.trim();
+    match t.split_once('.') {
+        Some((int, frac)) => {
+            let digits = int.trim_start_matches(['+', '-']);
+            let ok = int.len() - digits.len() <= 1
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && frac.bytes().all(|b| b.is_ascii_digit())
+                && !(digits.is_empty() && frac.is_empty());
+            if ok && !digits.is_empty() {
+                int
+            } else if ok {
+                "0"
+            } else {
+                t
+            }
+        }
+        None => t,
+    }
 }
 
 /// An expression casting `expr` to `target` with Spark's rules, counting nulled values.
@@ -272,6 +306,23 @@ fn push_literal(out: &mut String, c: char) {
 mod tests {
     use super::*;
     use arrow::array::Int64Array;
+
+    #[test]
+    fn strings_to_integers_as_spark() {
+        let input: ArrayRef = Arc::new(arrow::array::StringArray::from(vec![
+            Some(" 7.5 "),
+            Some("-3.9"),
+            Some(".5"),
+            Some("12"),
+            Some("1e3"),
+            Some("1.2.3"),
+            Some("."),
+            None,
+        ]));
+        let out = spark_cast_array(&input, &DataType::Int64).unwrap();
+        let out: Vec<Option<i64>> = out.as_primitive::<arrow::datatypes::Int64Type>().iter().collect();
+        assert_eq!(out, [Some(7), Some(-3), Some(0), Some(12), None, None, None, None]);
+    }
 
     #[test]
     fn java_masks_translate() {

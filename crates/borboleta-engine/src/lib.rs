@@ -19,6 +19,7 @@ pub mod pipeline;
 pub mod session;
 pub mod sink;
 pub mod sliding;
+pub mod spark_sql;
 pub mod stream;
 
 pub use error::{Error, Result};

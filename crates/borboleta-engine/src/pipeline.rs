@@ -135,7 +135,17 @@ impl FeatureSetPipeline {
         readers: Vec<Arc<dyn Reader>>,
         writers: Vec<Arc<dyn Writer>>,
     ) -> Result<Self> {
-        let ctx = crate::session::new_session();
+        Self::try_new_in(crate::session::new_session(), spec, readers, writers).await
+    }
+
+    /// [`Self::try_new`] in a given session (one from [`crate::session::new_session`], with the
+    /// caller's object stores or functions registered).
+    pub async fn try_new_in(
+        ctx: SessionContext,
+        spec: FeatureSetPipelineSpec,
+        readers: Vec<Arc<dyn Reader>>,
+        writers: Vec<Arc<dyn Writer>>,
+    ) -> Result<Self> {
         let mut issues = borboleta_core::validate::validate(&spec);
         let mut providers = Vec::new();
         let streaming = spec.is_streaming();
@@ -320,6 +330,18 @@ impl FeatureSetPipeline {
 
     /// Registers the readers' views for these dates and plans the feature set.
     async fn plan(&self, opts: &FeatureSetOptions) -> Result<(DataFrame, NullCounter)> {
+        self.plan_unlocated(opts).await.map_err(|e| self.locate(e))
+    }
+
+    /// Adds the spec-file line to each problem of a spec error.
+    fn locate(&self, mut e: Error) -> Error {
+        if let Error::Spec(issues) = &mut e {
+            self.spec.locate(issues);
+        }
+        e
+    }
+
+    async fn plan_unlocated(&self, opts: &FeatureSetOptions) -> Result<(DataFrame, NullCounter)> {
         let counter = NullCounter::default();
         let mut issues = SpecIssues::default();
         for (i, (reader, provider)) in self.spec.readers.iter().zip(&self.providers).enumerate() {
@@ -357,6 +379,10 @@ impl FeatureSetPipeline {
             .sql(&self.spec.source.query)
             .await
             .map_err(|e| Error::spec("source.query", clean_df_error(&e)))?;
+        let source = DataFrame::new(
+            self.ctx.state(),
+            crate::spark_sql::spark_casts(source.logical_plan().clone(), &counter)?,
+        );
         if opts.streaming {
             let stream_tables: Vec<*const ()> = self
                 .stream
@@ -380,8 +406,9 @@ impl FeatureSetPipeline {
         Ok((df, counter))
     }
 
-    /// The logical and physical plans, as text (no secrets: plans hold no credentials).
-    pub async fn explain(&self, opts: &RunOptions) -> Result<String> {
+    /// The optimized logical plan as indented text, and the physical plan too when asked (no
+    /// secrets: plans hold no credentials; the physical plan names files and partition counts).
+    pub async fn explain(&self, opts: &RunOptions, physical: bool) -> Result<String> {
         let (df, _) = self
             .plan(&FeatureSetOptions {
                 start_date: opts.start_date,
@@ -389,8 +416,16 @@ impl FeatureSetPipeline {
                 streaming: self.is_streaming(),
             })
             .await?;
-        let batches = df.explain(false, false)?.collect().await?;
-        Ok(arrow::util::pretty::pretty_format_batches(&batches)?.to_string())
+        let logical = df.clone().into_optimized_plan()?;
+        let mut out = format!("logical plan:\n{}\n", logical.display_indent());
+        if physical {
+            let plan = df.create_physical_plan().await?;
+            out.push_str(&format!(
+                "physical plan:\n{}",
+                datafusion::physical_plan::displayable(plan.as_ref()).indent(true)
+            ));
+        }
+        Ok(out)
     }
 
     /// Butterfree's `run_for_date`: `run` with start and end on the same date.

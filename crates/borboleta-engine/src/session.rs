@@ -20,7 +20,10 @@ pub fn new_session() -> SessionContext {
         .with_spark_features()
         .build();
     let ctx = SessionContext::new_with_state(state);
-    for udf in spark_extras() {
+    for udf in spark_extras()
+        .into_iter()
+        .chain(crate::spark_sql::spark_date_functions())
+    {
         ctx.register_udf(udf);
     }
     ctx

@@ -43,6 +43,10 @@ use borboleta_engine::{MemoryMode, MemoryWriter, Reader, Writer};
 pub struct PipelineOptions {
     /// Run every writer in debug mode (in-memory tables), whatever the spec says.
     pub debug: bool,
+    /// Object stores for readers' URLs, by base URL (`memory://`, a configured `s3://bucket`…),
+    /// registered on the pipeline's session before the readers open. `s3://` URLs without one
+    /// here get a store configured from the `AWS_*` environment variables.
+    pub object_stores: Vec<(url::Url, Arc<dyn object_store::ObjectStore>)>,
 }
 
 /// Default seconds an event time may be ahead of the clock before the online writer refuses it.
@@ -51,6 +55,16 @@ pub const DEFAULT_MAX_FUTURE_SKEW_SECONDS: i64 = 86_400;
 /// Builds the readers and writers of `spec` and opens the pipeline (every spec problem is
 /// reported before anything is written).
 pub async fn build_pipeline(spec: FeatureSetPipelineSpec, opts: &PipelineOptions) -> Result<FeatureSetPipeline> {
+    let lines = spec.yaml_lines.clone();
+    build(spec, opts).await.map_err(|mut e| {
+        if let (Error::Spec(issues), Some(lines)) = (&mut e, lines) {
+            lines.locate(issues);
+        }
+        e
+    })
+}
+
+async fn build(spec: FeatureSetPipelineSpec, opts: &PipelineOptions) -> Result<FeatureSetPipeline> {
     let mut readers: Vec<Arc<dyn Reader>> = Vec::new();
     for r in &spec.readers {
         match r {
@@ -116,7 +130,11 @@ pub async fn build_pipeline(spec: FeatureSetPipelineSpec, opts: &PipelineOptions
             _ => return Err(Error::spec("writers", "unsupported writer")),
         }
     }
-    FeatureSetPipeline::try_new(spec, readers, writers).await
+    let ctx = borboleta_engine::session::new_session();
+    for (url, store) in &opts.object_stores {
+        ctx.register_object_store(url, Arc::clone(store));
+    }
+    FeatureSetPipeline::try_new_in(ctx, spec, readers, writers).await
 }
 
 /// The checkpoint folder of a streaming spec: `<root>/<entity>/<feature set>`, the root from
@@ -316,5 +334,62 @@ mod tests {
         let msg = err.unwrap_err().to_string();
         assert!(msg.contains("feature_set.name") && msg.contains("readers"), "{msg}");
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A reader over an object store the caller registers (`memory://` here): a folder of files
+    /// in the store is read like a local folder.
+    #[tokio::test]
+    async fn reader_over_a_registered_object_store() {
+        use object_store::{ObjectStore, ObjectStoreExt, memory::InMemory, path::Path as ObjectPath};
+        let store = Arc::new(InMemory::new());
+        for (name, body) in [
+            (
+                "events/a.jsonl",
+                "{\"id\":1,\"ts\":\"2024-01-01 10:00:00\",\"x\":1.5}\n",
+            ),
+            (
+                "events/b.jsonl",
+                "{\"id\":2,\"ts\":\"2024-01-02 10:00:00\",\"x\":4.0}\n",
+            ),
+        ] {
+            store.put(&ObjectPath::from(name), body.into()).await.unwrap();
+        }
+        let fs = FeatureSetSpec::new("fs", "user")
+            .with_key(FeatureSpec::new("id").dtype(FeatureDataType::Bigint))
+            .with_timestamp(TimestampFeatureSpec::from_column("ts"))
+            .with_feature(FeatureSpec::new("x").dtype(FeatureDataType::Double));
+        let spec = || {
+            FeatureSetPipelineSpec::builder()
+                .file_reader("e", "memory:///events/", FileFormat::Json)
+                .query("select * from e")
+                .feature_set(fs.clone())
+                .writer(WriterSpec::HistoricalFeatureStore(HistoricalWriterSpec {
+                    debug_mode: true,
+                    ..Default::default()
+                }))
+                .build()
+                .unwrap()
+        };
+        let opts = PipelineOptions {
+            object_stores: vec![("memory://".parse().unwrap(), store as Arc<dyn ObjectStore>)],
+            ..Default::default()
+        };
+        let p = build_pipeline(spec(), &opts).await.unwrap();
+        let summary = p.run(RunOptions::default()).await.unwrap();
+        assert_eq!(summary.rows_computed, 2);
+        let batches = p
+            .sql("select sum(x) as s from historical_feature_store__fs")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let text = arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string();
+        assert!(text.contains("| 5.5 |"), "{text}");
+        // without the store, the URL is a spec error that says what to do
+        let err = build_pipeline(spec(), &PipelineOptions::default()).await.unwrap_err();
+        assert!(err.to_string().contains("no object store for `memory://`"), "{err}");
     }
 }

@@ -37,6 +37,15 @@ fn readme_example_writes_partitions_and_online_rows() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let summary = text(&out.stderr);
     assert!(summary.contains("feature rows: 300"), "{summary}");
+    // stderr is not a terminal here: progress comes as log lines, not a spinner
+    assert!(
+        summary.contains("progress: ") && summary.contains("feature rows computed"),
+        "{summary}"
+    );
+    assert!(
+        !summary.contains('\u{1b}'),
+        "no terminal escapes off a terminal: {summary}"
+    );
 
     let input = std::fs::read_to_string(dir.path().join("data/events.jsonl")).unwrap();
     let events: Vec<serde_json::Value> = input.lines().map(|l| serde_json::from_str(l).unwrap()).collect();

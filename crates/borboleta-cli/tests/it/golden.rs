@@ -1,7 +1,9 @@
 //! Data-driven acceptance tests: `tests/golden/<case>/` holds `spec.yaml`, `input/`, optional
 //! `args` (extra CLI arguments) and the expected output: `expected.txt` (stdout of
 //! `borboleta run spec.yaml --debug --quiet <args>`, the debug tables sorted) or, for a case
-//! named `error_*`, `expected_error.txt` (stderr; exit code 2).
+//! named `error_*`, `expected_error.txt` (stderr; exit code 2). A case with a `command` file
+//! (the whole argument list, e.g. `explain ../a16_writers/spec.yaml`) runs it instead and
+//! snapshots its stdout: CLI output formats and `explain` over another case's spec.
 //!
 //! Every case runs under three time zones and must give the same bytes. `UPDATE_GOLDEN=1`
 //! rewrites the expected files (check the diff against the Butterfree semantics before
@@ -26,7 +28,11 @@ fn golden_cases() {
     for case in &cases {
         let name = case.file_name().unwrap().to_string_lossy().into_owned();
         let extra = std::fs::read_to_string(case.join("args")).unwrap_or_default();
-        let mut args = vec!["run", "spec.yaml", "--debug", "--quiet"];
+        let command = std::fs::read_to_string(case.join("command")).ok();
+        let mut args = match &command {
+            Some(c) => c.split_whitespace().collect(),
+            None => vec!["run", "spec.yaml", "--debug", "--quiet"],
+        };
         args.extend(extra.split_whitespace());
         let is_error = name.starts_with("error_");
         let expected_file = case.join(if is_error { "expected_error.txt" } else { "expected.txt" });

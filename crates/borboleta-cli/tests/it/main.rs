@@ -5,4 +5,5 @@ mod common;
 mod examples;
 mod golden;
 mod kafka;
+mod s3;
 mod stream;
