@@ -32,8 +32,51 @@ pub fn feature_output_columns(feature: &FeatureSpec) -> Vec<String> {
             }
             out
         }
+        Some(TransformSpec::Aggregated(t)) => t
+            .functions
+            .iter()
+            .map(|f| format!("{}__{}", feature.name, f.function.to_ascii_lowercase()))
+            .collect(),
         _ => vec![feature.name.clone()],
     }
+}
+
+/// The feature columns of an aggregated feature set, as Butterfree names and orders them: pivot
+/// values (outer loop, prefix `<value>_`), features and their functions in declaration order,
+/// windows (inner loop, suffix `_over_<n>_<unit>_rolling_windows`). `pivot_names` are the pivot
+/// values' names ([`crate::PivotValue::name`]); empty without a pivot.
+pub fn aggregated_feature_columns(fs: &FeatureSetSpec, pivot_names: &[String]) -> Vec<String> {
+    let windows: Vec<Option<String>> = match &fs.aggregation {
+        Some(a) if !a.windows.is_empty() => a
+            .windows
+            .iter()
+            .map(|d| Some(window_name(d, WindowMode::RollingWindows)))
+            .collect(),
+        _ => vec![None],
+    };
+    let pivots: Vec<Option<&String>> = if pivot_names.is_empty() {
+        vec![None]
+    } else {
+        pivot_names.iter().map(Some).collect()
+    };
+    let mut out = Vec::new();
+    for p in &pivots {
+        for f in &fs.features {
+            for base in feature_output_columns(f) {
+                for w in &windows {
+                    let mut name = match p {
+                        Some(p) => format!("{p}_{base}"),
+                        None => base.clone(),
+                    };
+                    if let Some(w) = w {
+                        name = format!("{name}_{w}");
+                    }
+                    out.push(name);
+                }
+            }
+        }
+    }
+    out
 }
 
 fn window_name(definition: &str, mode: WindowMode) -> String {
@@ -47,8 +90,20 @@ pub fn key_columns(fs: &FeatureSetSpec) -> Vec<String> {
     fs.keys.iter().flat_map(feature_output_columns).collect()
 }
 
-/// The feature columns of a feature set, in declaration order.
+/// The feature columns of a feature set, in declaration order. For an aggregated feature set
+/// with a pivot whose values are found in the data, the pivot prefixes are known only when the
+/// pipeline is planned (these names then lack them).
 pub fn feature_columns(fs: &FeatureSetSpec) -> Vec<String> {
+    if fs.is_aggregated() {
+        let pivots: Vec<String> = fs
+            .aggregation
+            .as_ref()
+            .and_then(|a| a.pivot.as_ref())
+            .and_then(|p| p.values.as_ref())
+            .map(|v| v.iter().map(crate::PivotValue::name).collect())
+            .unwrap_or_default();
+        return aggregated_feature_columns(fs, &pivots);
+    }
     fs.features.iter().flat_map(feature_output_columns).collect()
 }
 

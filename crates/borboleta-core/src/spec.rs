@@ -370,6 +370,93 @@ pub struct FeatureSetSpec {
     /// batch, off on streams (setting it on a streaming pipeline is an error).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deduplicate_rows: Option<bool>,
+    /// Butterfree's `AggregatedFeatureSet` settings: rolling windows, pivot, distinct. A feature
+    /// set whose features are `type: aggregated` is aggregated, with or without this section.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregation: Option<AggregationSpec>,
+}
+
+/// `with_windows`, `with_pivot` and `with_distinct` of Butterfree's `AggregatedFeatureSet`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregationSpec {
+    /// Rolling windows (`["1 day", "7 days"]`), aligned to the Unix epoch in UTC; the output
+    /// timestamp is each window's end. Empty: group by keys + timestamp.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<String>,
+    /// How far consecutive windows are apart (default `1 day`, which builds the daily grid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slide: Option<String>,
+    /// One set of feature columns per value of a column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pivot: Option<PivotSpec>,
+    /// Count each value of `subset` once per window (or per keys + timestamp).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distinct: Option<DistinctSpec>,
+}
+
+/// Butterfree's `with_pivot(column, values)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PivotSpec {
+    /// The pivot column (of the source).
+    pub column: String,
+    /// The values kept, in output order; absent: every value found, sorted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<PivotValue>>,
+    /// Without `values`: the most distinct values allowed (default 10 000, Spark's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_values: Option<usize>,
+}
+
+/// A pivot value as written in YAML.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PivotValue {
+    /// `true` / `false`.
+    Bool(bool),
+    /// A whole number.
+    Int(i64),
+    /// A decimal number.
+    Float(f64),
+    /// Text.
+    String(String),
+}
+
+impl PivotValue {
+    /// The column-name prefix: Python's `str()` of the value, as Butterfree names it (`True`, `1`, `S`).
+    pub fn name(&self) -> String {
+        match self {
+            Self::Bool(true) => "True".into(),
+            Self::Bool(false) => "False".into(),
+            Self::Int(i) => i.to_string(),
+            Self::Float(f) if f.fract() == 0.0 && f.is_finite() => format!("{f:.1}"),
+            Self::Float(f) => f.to_string(),
+            Self::String(s) => s.clone(),
+        }
+    }
+}
+
+/// Butterfree's `with_distinct(subset, keep)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistinctSpec {
+    /// The columns whose values are counted once.
+    pub subset: Vec<String>,
+    /// Which row of each value is kept: the latest (`last`, default) or the earliest (`first`).
+    #[serde(default)]
+    pub keep: DistinctKeep,
+}
+
+/// See [`DistinctSpec::keep`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DistinctKeep {
+    /// Keep the row with the latest timestamp.
+    #[default]
+    Last,
+    /// Keep the row with the earliest timestamp.
+    First,
 }
 
 /// A feature (or key feature).
@@ -402,6 +489,20 @@ pub enum TransformSpec {
     /// Butterfree's `SparkFunctionTransform`: functions, optionally over windows.
     #[serde(alias = "function")]
     SparkFunction(SparkFunctionSpec),
+    /// Butterfree's `AggregatedTransform`: aggregate functions of an aggregated feature set.
+    #[serde(alias = "aggregated_transform")]
+    Aggregated(AggregatedTransformSpec),
+}
+
+/// See [`TransformSpec::Aggregated`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregatedTransformSpec {
+    /// Aggregate functions over the input column (`from_column`, or the feature's name).
+    pub functions: Vec<FunctionSpec>,
+    /// Only rows where this SQL condition holds are aggregated (`type = 'a'`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter_expression: Option<String>,
 }
 
 /// See [`TransformSpec::SqlExpression`].
@@ -804,6 +905,7 @@ impl FeatureSetSpec {
             timestamp: TimestampFeatureSpec::default(),
             features: vec![],
             deduplicate_rows: None,
+            aggregation: None,
         }
     }
     /// Adds a key.
@@ -825,6 +927,19 @@ impl FeatureSetSpec {
     pub fn with_description(mut self, d: &str) -> Self {
         self.description = d.into();
         self
+    }
+    /// Sets the aggregation (windows, pivot, distinct) of an aggregated feature set.
+    pub fn with_aggregation(mut self, a: AggregationSpec) -> Self {
+        self.aggregation = Some(a);
+        self
+    }
+    /// Whether this is an aggregated feature set (Butterfree's `AggregatedFeatureSet`).
+    pub fn is_aggregated(&self) -> bool {
+        self.aggregation.is_some()
+            || self
+                .features
+                .iter()
+                .any(|f| matches!(f.transformation, Some(TransformSpec::Aggregated(_))))
     }
 }
 

@@ -152,7 +152,12 @@ pub fn validate(spec: &FeatureSetPipelineSpec) -> SpecIssues {
     }
     for (i, f) in fs.features.iter().enumerate() {
         let path = format!("feature_set.features[{i}]");
-        if f.dtype.is_none() && !matches!(f.transformation, Some(TransformSpec::SparkFunction(_))) {
+        if f.dtype.is_none()
+            && !matches!(
+                f.transformation,
+                Some(TransformSpec::SparkFunction(_) | TransformSpec::Aggregated(_))
+            )
+        {
             issues.push(
                 format!("{path}.dtype"),
                 format!(
@@ -162,6 +167,9 @@ pub fn validate(spec: &FeatureSetPipelineSpec) -> SpecIssues {
             );
         }
         check_feature(f, &path, &mut seen, &mut issues);
+    }
+    if fs.is_aggregated() {
+        validate_aggregation(fs, &mut issues);
     }
     let ts = &fs.timestamp;
     if !matches!(
@@ -282,6 +290,38 @@ fn check_feature(f: &FeatureSpec, path: &str, seen: &mut HashMap<String, String>
                 }
             }
         }
+        Some(TransformSpec::Aggregated(t)) => {
+            if t.functions.is_empty() {
+                issues.push(
+                    format!("{path}.transformation.functions"),
+                    "at least one function is required",
+                );
+            }
+            for (j, func) in t.functions.iter().enumerate() {
+                let name = func.function.to_ascii_lowercase();
+                if !AGGREGATE_FUNCTIONS.contains(&name.as_str()) {
+                    let known = if matches!(name.as_str(), "percentile_approx" | "mode" | "most_frequent_set") {
+                        format!("`{}` is not supported yet", func.function)
+                    } else {
+                        format!(
+                            "unknown aggregate `{}`{}",
+                            func.function,
+                            crate::error::hint(&name, AGGREGATE_FUNCTIONS.iter().copied())
+                        )
+                    };
+                    issues.push(
+                        format!("{path}.transformation.functions[{j}].function"),
+                        format!("{known}; allowed: {}", AGGREGATE_FUNCTIONS.join(", ")),
+                    );
+                }
+            }
+            if t.filter_expression.as_deref().is_some_and(|e| e.trim().is_empty()) {
+                issues.push(
+                    format!("{path}.transformation.filter_expression"),
+                    "filter_expression must not be empty",
+                );
+            }
+        }
         None => {}
     }
     for col in feature_output_columns(f) {
@@ -294,6 +334,154 @@ fn check_feature(f: &FeatureSpec, path: &str, seen: &mut HashMap<String, String>
     }
 }
 
+/// Aggregate functions of an aggregated feature set (Butterfree's `AggregatedTransform`).
+pub const AGGREGATE_FUNCTIONS: &[&str] = &[
+    "avg",
+    "mean",
+    "sum",
+    "count",
+    "min",
+    "max",
+    "stddev_pop",
+    "stddev",
+    "stddev_samp",
+    "var_pop",
+    "var_samp",
+    "variance",
+    "approx_count_distinct",
+    "collect_set",
+    "collect_list",
+    "first",
+    "last",
+];
+
+/// The aggregate functions computed over rolling windows (from mergeable per-slide partials).
+pub const ROLLING_WINDOW_FUNCTIONS: &[&str] = &[
+    "avg",
+    "mean",
+    "sum",
+    "count",
+    "min",
+    "max",
+    "stddev_pop",
+    "stddev",
+    "stddev_samp",
+    "var_pop",
+    "var_samp",
+    "variance",
+];
+
+/// The slide of an aggregated feature set's windows, in seconds (default one day).
+pub fn aggregation_slide_seconds(a: &crate::spec::AggregationSpec) -> Result<i64, String> {
+    match &a.slide {
+        None => Ok(86_400),
+        Some(s) => WindowDefinition::parse(s, WindowMode::RollingWindows)
+            .map(|w| w.seconds().unwrap_or(86_400))
+            .map_err(|e| e.replace("window `", "slide `")),
+    }
+}
+
+/// Butterfree's `AggregatedFeatureSet` rules, plus what Borboleta needs to compute windows
+/// from per-slide partial aggregates.
+fn validate_aggregation(fs: &crate::spec::FeatureSetSpec, issues: &mut SpecIssues) {
+    for (i, f) in fs.features.iter().enumerate() {
+        if !matches!(f.transformation, Some(TransformSpec::Aggregated(_))) {
+            issues.push(
+                format!("feature_set.features[{i}].transformation"),
+                format!(
+                    "feature `{}`: every feature of an aggregated feature set needs `type: aggregated` \
+                     (Butterfree's AggregatedTransform)",
+                    f.name
+                ),
+            );
+        }
+    }
+    for (i, k) in fs.keys.iter().enumerate() {
+        if matches!(k.transformation, Some(TransformSpec::Aggregated(_))) {
+            issues.push(
+                format!("feature_set.keys[{i}].transformation"),
+                "a key cannot be aggregated",
+            );
+        }
+    }
+    let Some(a) = &fs.aggregation else { return };
+    let slide = match aggregation_slide_seconds(a) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            issues.push("feature_set.aggregation.slide", e);
+            None
+        }
+    };
+    if a.slide.is_some() && a.windows.is_empty() {
+        issues.push("feature_set.aggregation.slide", "a slide needs `windows`");
+    }
+    for (j, d) in a.windows.iter().enumerate() {
+        let path = format!("feature_set.aggregation.windows[{j}]");
+        match WindowDefinition::parse(d, WindowMode::RollingWindows) {
+            Err(e) => issues.push(path, e),
+            Ok(w) => {
+                if let (Some(slide), Some(secs)) = (slide, w.seconds()) {
+                    if secs < slide {
+                        issues.push(path, format!("window `{d}` is shorter than the slide"));
+                    } else if secs % slide != 0 {
+                        issues.push(
+                            path,
+                            format!(
+                                "window `{d}` is not a whole number of slides ({slide} s): windows are \
+                                 combined from per-slide partial aggregates"
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    if !a.windows.is_empty() {
+        for (i, f) in fs.features.iter().enumerate() {
+            if let Some(TransformSpec::Aggregated(t)) = &f.transformation {
+                for (j, func) in t.functions.iter().enumerate() {
+                    let name = func.function.to_ascii_lowercase();
+                    if AGGREGATE_FUNCTIONS.contains(&name.as_str())
+                        && !ROLLING_WINDOW_FUNCTIONS.contains(&name.as_str())
+                    {
+                        issues.push(
+                            format!("feature_set.features[{i}].transformation.functions[{j}].function"),
+                            format!(
+                                "`{}` is not supported over rolling windows yet; allowed: {}",
+                                func.function,
+                                ROLLING_WINDOW_FUNCTIONS.join(", ")
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    if let Some(d) = &a.distinct
+        && d.subset.is_empty()
+    {
+        issues.push(
+            "feature_set.aggregation.distinct.subset",
+            "the distinct subset can't be empty",
+        );
+    }
+    if let Some(p) = &a.pivot {
+        if p.column.trim().is_empty() {
+            issues.push("feature_set.aggregation.pivot.column", "must not be empty");
+        }
+        if p.values.as_ref().is_some_and(Vec::is_empty) {
+            issues.push("feature_set.aggregation.pivot.values", "at least one value is required");
+        }
+    }
+    let names = crate::naming::feature_columns(fs);
+    let mut seen = std::collections::HashSet::new();
+    for n in names {
+        if !seen.insert(n.clone()) {
+            issues.push("feature_set.features", format!("output column `{n}` is produced twice"));
+        }
+    }
+}
+
 /// What a streaming pipeline cannot do (yet): anything that needs history across micro-batches.
 fn validate_streaming(spec: &FeatureSetPipelineSpec, issues: &mut SpecIssues) {
     let fs = &spec.feature_set;
@@ -302,6 +490,13 @@ fn validate_streaming(spec: &FeatureSetPipelineSpec, issues: &mut SpecIssues) {
             "feature_set.deduplicate_rows",
             "the duplicate-row filter compares a row with the previous row of its key, which may be in an \
              earlier micro-batch: it is off on streams (as in Butterfree); remove `deduplicate_rows: true`",
+        );
+    }
+    if fs.is_aggregated() {
+        issues.push(
+            "feature_set.aggregation",
+            "an aggregated feature set groups rows across micro-batches: it is not supported on streaming \
+             pipelines yet (run it in batch)",
         );
     }
     for (i, f) in fs.features.iter().enumerate() {

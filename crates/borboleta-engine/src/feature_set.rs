@@ -22,7 +22,7 @@ use crate::cast::{NullCounter, parse_timestamp, spark_cast};
 use crate::error::{Error, Result};
 
 /// Hidden column: the timestamp in whole epoch seconds, the order of fixed windows.
-const ORDER_SECONDS: &str = "__borboleta_ts_seconds";
+pub(crate) const ORDER_SECONDS: &str = "__borboleta_ts_seconds";
 
 /// Aggregate functions allowed over windows: DataFusion slides each of them (tested one by one).
 pub const WINDOW_FUNCTIONS: &[&str] = &[
@@ -70,6 +70,9 @@ pub struct FeatureSetOptions {
     pub end_date: Option<NaiveDate>,
     /// Streaming input: the duplicate-row filter is off unless asked for.
     pub streaming: bool,
+    /// Planned only for the output schema and the spec checks, before a run's dates are known
+    /// (checks that need the dates, such as windows needing an end date, wait for the run).
+    pub probe: bool,
 }
 
 /// Column reference by exact name (no identifier normalisation).
@@ -128,7 +131,7 @@ pub fn plan_feature_set(
     Ok(df)
 }
 
-fn apply_feature(
+pub(crate) fn apply_feature(
     ctx: &SessionContext,
     df: DataFrame,
     f: &FeatureSpec,
@@ -277,7 +280,7 @@ fn window_order_and_frame(def: &WindowDefinition, order_by: Option<&str>) -> (So
 }
 
 /// `col(name)` if the column exists, else a message with the nearest names.
-fn check_column(df: &DataFrame, name: &str) -> std::result::Result<Expr, String> {
+pub(crate) fn check_column(df: &DataFrame, name: &str) -> std::result::Result<Expr, String> {
     let fields: Vec<String> = df.schema().fields().iter().map(|f| f.name().clone()).collect();
     if fields.iter().any(|f| f == name) {
         return Ok(column(name));
@@ -310,7 +313,7 @@ pub fn clean_df_error(e: &datafusion::error::DataFusionError) -> String {
 }
 
 /// The output `timestamp` column, from `from_column` (or `timestamp`) as Butterfree converts it.
-fn apply_timestamp(
+pub(crate) fn apply_timestamp(
     df: DataFrame,
     ts: &TimestampFeatureSpec,
     counter: &NullCounter,
@@ -367,7 +370,7 @@ pub fn to_timestamp_expr(
 
 /// Butterfree's consecutive-duplicate filter: per key, ordered by timestamp, drop a row that
 /// repeats the previous row's features (nulls equal).
-fn deduplicate(df: DataFrame, keys: &[String], features: &[String]) -> Result<DataFrame> {
+pub(crate) fn deduplicate(df: DataFrame, keys: &[String], features: &[String]) -> Result<DataFrame> {
     use datafusion::functions_window::expr_fn::{lag, row_number};
     let partition: Vec<Expr> = keys.iter().map(|k| column(k)).collect();
     let mut order = vec![column(TIMESTAMP_COLUMN).sort(true, true)];
@@ -418,7 +421,7 @@ fn deduplicate(df: DataFrame, keys: &[String], features: &[String]) -> Result<Da
     Ok(df.filter(keep)?.select(cols)?)
 }
 
-fn date_filter(df: DataFrame, ts_type: FeatureDataType, opts: &FeatureSetOptions) -> Result<DataFrame> {
+pub(crate) fn date_filter(df: DataFrame, ts_type: FeatureDataType, opts: &FeatureSetOptions) -> Result<DataFrame> {
     let tz: Option<Arc<str>> = match ts_type {
         FeatureDataType::TimestampNtz => None,
         _ => Some("UTC".into()),

@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
 
+pub mod aggregated;
 pub mod cast;
 pub mod checkpoint;
 pub mod error;

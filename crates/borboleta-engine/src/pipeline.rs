@@ -200,6 +200,7 @@ impl FeatureSetPipeline {
         };
         let probe_opts = FeatureSetOptions {
             streaming,
+            probe: true,
             ..Default::default()
         };
         let df = match schema_probe.plan(&probe_opts).await {
@@ -365,7 +366,14 @@ impl FeatureSetPipeline {
             if let Some(inc) = reader.incremental_strategy()
                 && (opts.start_date.is_some() || opts.end_date.is_some())
             {
-                match incremental_filter(&df, inc, opts, &counter) {
+                // an aggregated feature set's windows reach back before the first output day
+                // (Butterfree's `define_start_date`)
+                let back = crate::aggregated::read_back_days(&self.spec.feature_set);
+                let read = FeatureSetOptions {
+                    start_date: opts.start_date.map(|d| d - chrono::Duration::days(back)),
+                    ..opts.clone()
+                };
+                match incremental_filter(&df, inc, &read, &counter) {
                     Ok(d) => df = d,
                     Err(m) => issues.push(format!("{path}.incremental_strategy"), m),
                 }
@@ -402,7 +410,12 @@ impl FeatureSetPipeline {
                 ));
             }
         }
-        let df = plan_feature_set(&self.ctx, source, &self.spec.feature_set, opts, &counter)?;
+        let fs = &self.spec.feature_set;
+        let df = if fs.is_aggregated() {
+            crate::aggregated::plan_aggregated(&self.ctx, source, fs, opts, &counter).await?
+        } else {
+            plan_feature_set(&self.ctx, source, fs, opts, &counter)?
+        };
         Ok((df, counter))
     }
 
@@ -414,6 +427,7 @@ impl FeatureSetPipeline {
                 start_date: opts.start_date,
                 end_date: opts.end_date,
                 streaming: self.is_streaming(),
+                probe: false,
             })
             .await?;
         let logical = df.clone().into_optimized_plan()?;
@@ -461,6 +475,7 @@ impl FeatureSetPipeline {
                 start_date: opts.start_date,
                 end_date: opts.end_date,
                 streaming: false,
+                probe: false,
             })
             .await?;
         let plan = df.create_physical_plan().await?;
