@@ -1015,3 +1015,7 @@ fn row_at(cells: &[Cell], e: i64, config: &SweepConfig) -> Vec<Value> {
     }
     out
 }
+
+#[cfg(test)]
+#[path = "aggregated_tests.rs"]
+mod tests;
