@@ -12,6 +12,9 @@ tree, and the ratio Borboleta / Butterfree. Cases:
 
   (a) row-level pipeline (pipeline_rows.py) at 100k, 1M and 5M rows (--quick: 100k, 1M);
       the historical outputs of both systems from the same run are compared (bench/compare.py);
+  (b) aggregated pipeline (pipeline_agg.py: avg/sum/count/max of amount over 1, 7 and 30-day
+      rolling windows, daily slide, end date 2024-03-31) at the same sizes, compared the same
+      way; --agg-sizes adds sizes for Borboleta alone (e.g. 50000000), with --memory-limit-mb;
   (c) streaming file pipeline (pipeline_stream.py --poll progress): per-file latency of 20
       files x 5,000 events, then a burst of 10 x 100,000 events. Borboleta runs as
       `borboleta-bench stream`; if that binary is missing, through the release CLI and its
@@ -87,6 +90,42 @@ writers:
   - {{type: historical_feature_store, path: {out}}}
   - {{type: online_feature_store, path: {out}/online.sqlite}}
 """
+
+AGG_SPEC = """\
+# Case (b): the aggregated pipeline of Butterfree's pipeline_agg.py.
+readers:
+  - {{id: events, type: file, path: {input}, format: parquet}}
+source:
+  query: select * from events
+feature_set:
+  name: events_agg_features
+  entity: user
+  description: rolling-window aggregations of amount
+  keys:
+    - {{name: id, description: entity id, dtype: bigint}}
+  timestamp: {{from_column: ts}}
+  aggregation: {{windows: ["1 day", "7 days", "30 days"]}}
+  features:
+    - name: amount
+      description: amount aggregations
+      transformation:
+        type: aggregated
+        functions:
+          - {{function: avg, dtype: double}}
+          - {{function: sum, dtype: double}}
+          - {{function: count, dtype: bigint}}
+          - {{function: max, dtype: double}}
+writers:
+  - {{type: historical_feature_store, path: {out}}}
+  - {{type: online_feature_store, path: {out}/online.sqlite}}
+"""
+AGG_END_DATE = "2024-03-31"
+
+# case -> (spec template, Butterfree script, feature set name, extra Borboleta arguments)
+BATCH = {
+    "a": (ROWS_SPEC, "pipeline_rows.py", "events_row_features", []),
+    "b": (AGG_SPEC, "pipeline_agg.py", "events_agg_features", ["--end-date", AGG_END_DATE]),
+}
 
 
 # ---------------------------------------------------------------- process measurement
@@ -216,7 +255,7 @@ def setup(args):
     for exe in (BORBOLETA, BENCH):
         if not os.path.exists(exe):
             print(f"warning: {exe} is missing", flush=True)
-    for n in args.sizes:
+    for n in list(args.sizes) + list(args.agg_sizes):
         d = os.path.join(DATA, f"events_{n}")
         if not os.path.isdir(d):
             sh([VPY, os.path.join(BF, "gen_data.py"), "--rows", str(n), "--out", d])
@@ -227,38 +266,43 @@ def setup(args):
 
 # ---------------------------------------------------------------- cases
 
-def case_rows(n, args, runs):
+def case_batch(case, n, args, runs, butterfree=True):
+    """Case (a) or (b) at n rows: fresh processes of each system, then their outputs compared."""
+    template, script, name, extra = BATCH[case]
     data = os.path.join(DATA, f"events_{n}")
-    work = os.path.join(WORK, f"rows_{n}")
+    work = os.path.join(WORK, f"{case}_{n}")
     os.makedirs(os.path.join(work, "logs"), exist_ok=True)
     out_b = os.path.join(work, "borboleta_out")
     out_s = os.path.join(work, "butterfree_out")
-    spec = os.path.join(work, "rows.yaml")
+    spec = os.path.join(work, "spec.yaml")
     with open(spec, "w") as f:
-        f.write(ROWS_SPEC.format(input=data, out=out_b))
+        f.write(template.format(input=data, out=out_b))
     env = dict(os.environ, TZ="UTC")
+    cmd_b = [BORBOLETA, "run", spec, "--quiet"] + extra
+    if args.memory_limit_mb:
+        cmd_b += ["--memory-limit-mb", str(args.memory_limit_mb)]
+    butterfree = butterfree and not args.no_butterfree
     for r in range(args.runs):
         shutil.rmtree(out_b, ignore_errors=True)
-        m = measure([BORBOLETA, "run", spec, "--quiet"], os.path.join(work, "logs", f"borboleta_{r}.log"), env=env)
-        runs.append(dict(m, case="a", size=n, system="borboleta", repeat=r))
+        m = measure(cmd_b, os.path.join(work, "logs", f"borboleta_{r}.log"), env=env)
+        runs.append(dict(m, case=case, size=n, system="borboleta", repeat=r))
         print(json.dumps(runs[-1]), flush=True)
-        if not args.no_butterfree:
+        if butterfree:
             shutil.rmtree(out_s, ignore_errors=True)
-            cmd = [VPY, "pipeline_rows.py", "--input", data, "--out", out_s,
-                   "--workdir", os.path.join(work, "spark")]
+            cmd = [VPY, script, "--input", data, "--out", out_s, "--workdir", os.path.join(work, "spark")]
             m = measure(cmd, os.path.join(work, "logs", f"butterfree_{r}.log"), cwd=BF)
-            runs.append(dict(m, case="a", size=n, system="butterfree", repeat=r))
+            runs.append(dict(m, case=case, size=n, system="butterfree", repeat=r))
             print(json.dumps(runs[-1]), flush=True)
-    if args.no_butterfree:
+    if not butterfree:
         return None
-    hist = os.path.join("historical", "user", "events_row_features")
+    hist = os.path.join("historical", "user", name)
     cmp = subprocess.run([VPY, os.path.join(HERE, "compare.py"), os.path.join(out_b, hist), os.path.join(out_s, hist)],
                          capture_output=True, text=True)
     if cmp.returncode != 0:
-        return {"case": "a", "size": n, "same": False, "differences": [f"compare.py failed: {cmp.stderr[-2000:]}"]}
+        return {"case": case, "size": n, "same": False, "differences": [f"compare.py failed: {cmp.stderr[-2000:]}"]}
     c = json.loads(cmp.stdout)
-    c.update(case="a", size=n)
-    print(f"(a) {n:,}: same answers: {c['same']}" + "".join(f"\n  - {d}" for d in c["differences"]), flush=True)
+    c.update(case=case, size=n)
+    print(f"({case}) {n:,}: same answers: {c['same']}" + "".join(f"\n  - {d}" for d in c["differences"]), flush=True)
     return c
 
 
@@ -339,7 +383,7 @@ def table(summary, comparisons):
     keys = sorted({(g["case"], g["size"]) for g in summary}, key=lambda k: (k[0], str(k[1]).zfill(12)))
     for case, size in keys:
         b, s = by.get((case, size, "borboleta")), by.get((case, size, "butterfree"))
-        label = f"(a) rows {size:,}" if case == "a" else "(c) stream, process"
+        label = {"a": f"(a) rows {size:,}", "b": f"(b) aggregated {size:,}"}.get(case, "(c) stream, process")
         for name, g in (("Borboleta", b), ("Butterfree 1.8.0", s)):
             if g is None:
                 continue
@@ -368,7 +412,7 @@ def table(summary, comparisons):
                          f"{ratio(b['own_cpu_s'], s['own_cpu_s'])} | {ratio(b['own_peak_rss_mib'], s['own_peak_rss_mib'])} |")
     for c in comparisons:
         if c:
-            lines.append(f"\nSame answers (a) {c['size']:,}: {'yes' if c['same'] else 'NO'}"
+            lines.append(f"\nSame answers ({c['case']}) {c['size']:,}: {'yes' if c['same'] else 'NO'}"
                          + f" (rows: Borboleta {c.get('borboleta', {}).get('rows')}, "
                            f"Butterfree {c.get('butterfree', {}).get('rows')})"
                          + "".join(f"\n  - {d}" for d in c["differences"]))
@@ -381,16 +425,19 @@ def main():
     p.add_argument("--no-butterfree", action="store_true", help="Borboleta only")
     p.add_argument("--runs", type=int, default=3, help="fresh processes per system and case (default 3)")
     p.add_argument("--no-build", action="store_true", help="use the release binaries already built")
-    p.add_argument("--cases", default="a,c", help="comma list of cases (a, c)")
-    p.add_argument("--sizes", help="comma list of (a) sizes (default 100000,1000000[,5000000])")
+    p.add_argument("--cases", default="a,b,c", help="comma list of cases (a, b, c)")
+    p.add_argument("--sizes", help="comma list of (a)/(b) sizes (default 100000,1000000[,5000000])")
+    p.add_argument("--agg-sizes", default="", help="comma list of extra (b) sizes for Borboleta alone")
+    p.add_argument("--memory-limit-mb", type=int, help="Borboleta's --memory-limit-mb for (a)/(b)")
     p.add_argument("--files", type=int, default=20, help="(c) single files (default 20)")
     p.add_argument("--burst-files", type=int, default=10, help="(c) burst files of 100k events (default 10)")
     args = p.parse_args()
     args.sizes = ([int(s) for s in args.sizes.split(",")] if args.sizes
                   else [100_000, 1_000_000] + ([] if args.quick else [5_000_000]))
     cases = args.cases.split(",")
-    if "a" not in cases:
+    if "a" not in cases and "b" not in cases:
         args.sizes = []
+    args.agg_sizes = [int(s) for s in args.agg_sizes.split(",") if s] if "b" in cases else []
 
     _set_subreaper()
     os.environ["TZ"] = "UTC"
@@ -411,7 +458,12 @@ def main():
         case_stream(args, runs)
         save()
     for n in args.sizes:
-        comparisons.append(case_rows(n, args, runs))
+        for case in ("a", "b"):
+            if case in cases:
+                comparisons.append(case_batch(case, n, args, runs))
+                save()
+    for n in args.agg_sizes:
+        case_batch("b", n, args, runs, butterfree=False)
         save()
     save()
     print()

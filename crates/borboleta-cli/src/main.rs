@@ -122,6 +122,10 @@ struct RunArgs {
     /// Print no summary.
     #[arg(long, short)]
     quiet: bool,
+    /// Cap of the query memory pool in MiB: sorts and aggregations spill to the temporary folder
+    /// beyond it (default: no cap; also BORBOLETA_MEMORY_LIMIT_MB).
+    #[arg(long, env = "BORBOLETA_MEMORY_LIMIT_MB")]
+    memory_limit_mb: Option<usize>,
     /// Streaming: run without a checkpoint (a restart reads everything again).
     #[arg(long)]
     no_checkpoint: bool,
@@ -307,6 +311,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let opts = PipelineOptions {
         debug: args.debug,
+        memory_limit: args.memory_limit_mb.map(|m| m << 20),
         ..Default::default()
     };
     let pipeline = borboleta::build_pipeline(spec, &opts).await?;

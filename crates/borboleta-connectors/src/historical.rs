@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
 use arrow::compute::take_record_batch;
-use arrow::datatypes::{Int32Type, SchemaRef};
+use arrow::datatypes::{DataType, Int32Type, SchemaRef};
 use async_trait::async_trait;
 use borboleta_core::{HistoricalWriterSpec, WriteMode};
 use borboleta_engine::latest::Rejected;
@@ -295,11 +295,40 @@ fn parquet_writer(path: &Path, schema: &SchemaRef) -> Result<ArrowWriter<File>> 
         fs::create_dir_all(dir).map_err(|e| io("cannot create staging partition", e))?;
     }
     let file = File::create(path).map_err(|e| io("cannot create parquet file", e))?;
-    let props = WriterProperties::builder()
+    // Dictionaries only for text: numbers are mostly distinct, and an open writer's dictionary
+    // holds every distinct value it has seen.
+    let mut props = WriterProperties::builder()
         .set_compression(parquet::basic::Compression::SNAPPY)
         .set_max_row_group_row_count(Some(256 * 1024))
-        .build();
-    ArrowWriter::try_new(file, Arc::clone(schema), Some(props)).map_err(|e| io("cannot write parquet", e))
+        .set_dictionary_enabled(false);
+    for f in schema.fields() {
+        if matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
+            props = props.set_column_dictionary_enabled(f.name().as_str().into(), true);
+        }
+    }
+    ArrowWriter::try_new(file, Arc::clone(schema), Some(props.build())).map_err(|e| io("cannot write parquet", e))
+}
+
+/// Bytes the open partition writers of one run may buffer together: beyond it, the writers
+/// holding the most end their row group early (a run touching many days at once writes more,
+/// smaller row groups instead of keeping every day's rows in memory).
+const OPEN_WRITERS_BUDGET: usize = 64 << 20;
+
+fn bound_open_writers(writers: &mut BTreeMap<Partition, ArrowWriter<File>>) -> Result<()> {
+    let mut total: usize = writers.values().map(ArrowWriter::memory_size).sum();
+    while total > OPEN_WRITERS_BUDGET {
+        let Some((_, w)) = writers.iter_mut().max_by_key(|(_, w)| w.memory_size()) else {
+            break;
+        };
+        let before = w.memory_size();
+        w.flush().map_err(|e| io("cannot write parquet", e))?;
+        let after = w.memory_size();
+        if after >= before {
+            break;
+        }
+        total -= before - after;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -331,6 +360,7 @@ impl WriterSession for StreamSession {
             open.bytes += part.get_array_memory_size() as u64;
             self.rows += part.num_rows() as u64;
         }
+        bound_open_writers(&mut open.writers)?;
         Ok(())
     }
 
@@ -473,6 +503,10 @@ impl WriterSession for HistoricalSession {
                 self.abort();
                 return Err(e);
             }
+        }
+        if let Err(e) = bound_open_writers(&mut self.writers) {
+            self.abort();
+            return Err(e);
         }
         Ok(())
     }

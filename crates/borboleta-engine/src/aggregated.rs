@@ -50,7 +50,6 @@ const DAY_SECONDS: i64 = 86_400;
 const BUCKET: &str = "__borboleta_bucket";
 const PIVOT: &str = "__borboleta_pivot";
 const DISTINCT: &str = "__borboleta_distinct";
-const ROWS: &str = "__borboleta_rows";
 
 /// One aggregate of one feature: its function, result type and the feature's value column.
 #[derive(Debug, Clone)]
@@ -249,15 +248,27 @@ pub async fn plan_aggregated(
     if pivot_values.is_some() {
         group.push(col(PIVOT));
     }
-    let mut partials = vec![datafusion::functions_aggregate::expr_fn::count(lit(1)).alias(ROWS)];
+    let mut partials = Vec::new();
     for (i, (name, _)) in values.iter().enumerate() {
+        // only the partial states the feature's functions need
+        let needs = |fs: &[&str]| {
+            aggregates
+                .iter()
+                .any(|a| a.feature == i && fs.contains(&a.function.as_str()))
+        };
         let v = col(name.as_str()).cast_to(&DataType::Float64, df.schema())?;
         use datafusion::functions_aggregate::expr_fn as f;
         partials.push(f::count(col(name.as_str())).alias(format!("__c{i}")));
         partials.push(f::sum(v.clone()).alias(format!("__s{i}")));
-        partials.push(f::min(v.clone()).alias(format!("__min{i}")));
-        partials.push(f::max(v.clone()).alias(format!("__max{i}")));
-        partials.push(f::var_pop(v).alias(format!("__var{i}")));
+        if needs(&["min"]) {
+            partials.push(f::min(v.clone()).alias(format!("__min{i}")));
+        }
+        if needs(&["max"]) {
+            partials.push(f::max(v.clone()).alias(format!("__max{i}")));
+        }
+        if needs(&["stddev_pop", "stddev", "stddev_samp", "var_pop", "var_samp", "variance"]) {
+            partials.push(f::var_pop(v).alias(format!("__var{i}")));
+        }
     }
     let mut order: Vec<_> = group.iter().map(|e| e.clone().sort(true, true)).collect();
     order.truncate(keys.len() + 1);
@@ -646,6 +657,15 @@ impl ExecutionPlan for RollingWindowsExec {
     fn with_new_children(self: Arc<Self>, _children: Vec<Arc<dyn ExecutionPlan>>) -> DfResult<Arc<dyn ExecutionPlan>> {
         Ok(self)
     }
+    /// As a leaf, reports the rows its inner plan read (the run summary's "rows read").
+    fn metrics(&self) -> Option<datafusion::physical_plan::metrics::MetricsSet> {
+        use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder};
+        let set = ExecutionPlanMetricsSet::new();
+        MetricBuilder::new(&set)
+            .output_rows(0)
+            .add(crate::pipeline::rows_read(&self.input) as usize);
+        Some(set.clone_inner())
+    }
     fn execute(&self, _partition: usize, context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
         let input = Arc::clone(&self.input);
         let config = Arc::clone(&self.config);
@@ -653,13 +673,11 @@ impl ExecutionPlan for RollingWindowsExec {
         let out_schema = Arc::clone(&self.schema);
         let fut = async move {
             let batches = datafusion::physical_plan::collect(input, context).await?;
-            sweep(&batches, &config, &schema)
+            Sweeper::new(batches, config, schema)
         };
-        let stream = futures::stream::once(fut).flat_map(|r| {
-            futures::stream::iter(match r {
-                Ok(b) => vec![Ok(b)],
-                Err(e) => vec![Err(e)],
-            })
+        let stream = futures::stream::once(fut).flat_map(|sweeper| match sweeper {
+            Ok(s) => futures::stream::unfold(s, |mut s| async move { s.next_batch().map(|b| (b, s)) }).boxed(),
+            Err(e) => futures::stream::iter(vec![Err(e)]).boxed(),
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(out_schema, stream)))
     }
@@ -732,137 +750,187 @@ struct Cell {
     states: Vec<State>,
 }
 
-fn sweep(batches: &[RecordBatch], config: &SweepConfig, schema: &SchemaRef) -> DfResult<RecordBatch> {
-    let Some(first) = batches.first() else {
-        return Ok(RecordBatch::new_empty(Arc::clone(schema)));
-    };
-    let batch = concat_batches(&first.schema(), batches)?;
-    let rows = batch.num_rows();
-    let key_cols: Vec<ArrayRef> = (0..config.keys).map(|i| Arc::clone(batch.column(i))).collect();
-    let converter = RowConverter::new(key_cols.iter().map(|c| SortField::new(c.data_type().clone())).collect())?;
-    let key_rows = converter.convert_columns(&key_cols)?;
-    let by_name = |n: &str| batch.column_by_name(n).cloned();
-    let buckets = by_name(BUCKET).expect("bucket column");
-    let buckets = buckets.as_primitive::<Int64Type>();
-    let pivots = by_name(PIVOT);
-    let pivots = pivots.as_ref().map(|a| a.as_primitive::<UInt32Type>());
-    let distincts = by_name(DISTINCT);
-    let distincts = distincts.as_ref().map(|a| a.as_string::<i32>());
-    let mut feature_cols = Vec::new();
-    for i in 0..config.features {
-        let get = |p: &str| by_name(&format!("{p}{i}")).expect("partial column");
-        feature_cols.push((get("__c"), get("__s"), get("__min"), get("__max"), get("__var")));
-    }
-    let global_first = (0..rows)
-        .filter(|&r| buckets.is_valid(r))
-        .map(|r| buckets.value(r))
-        .min();
+/// Rows per output batch of the sweep.
+const CHUNK_ROWS: usize = 16_384;
 
-    let mut out_key_rows: Vec<u64> = Vec::new();
-    let mut out_ts: Vec<i64> = Vec::new();
-    let mut out_values: Vec<Vec<Value>> = vec![Vec::new(); config.columns.len()];
-    let mut distinct_ids: HashMap<String, u32> = HashMap::new();
+/// The sweep over the sorted partial aggregates, one key at a time, yielding output batches of
+/// about [`CHUNK_ROWS`] rows (the output is never held whole).
+struct Sweeper {
+    config: Arc<SweepConfig>,
+    schema: SchemaRef,
+    batch: RecordBatch,
+    key_cols: Vec<ArrayRef>,
+    key_rows: arrow::row::Rows,
+    global_first: Option<i64>,
+    position: usize,
+}
 
-    let mut start = 0;
-    while start < rows {
-        let mut end = start + 1;
-        while end < rows && key_rows.row(end) == key_rows.row(start) {
-            end += 1;
-        }
-        let mut cells = Vec::with_capacity(end - start);
-        for r in start..end {
-            if buckets.is_null(r) {
-                continue; // no timestamp: not in any window
-            }
-            let states = feature_cols
-                .iter()
-                .map(|(c, s, mn, mx, var)| {
-                    let n = c.as_primitive::<Int64Type>().value(r);
-                    let f = |a: &ArrayRef| {
-                        let a = a.as_primitive::<Float64Type>();
-                        if a.is_null(r) { 0.0 } else { a.value(r) }
-                    };
-                    let sum = f(s);
-                    State {
-                        n,
-                        sum,
-                        min: f(mn),
-                        max: f(mx),
-                        mean: if n > 0 { sum / n as f64 } else { 0.0 },
-                        m2: f(var) * n as f64,
-                    }
-                })
-                .collect();
-            let distinct = match distincts {
-                Some(d) => {
-                    let next = distinct_ids.len() as u32;
-                    *distinct_ids.entry(d.value(r).to_string()).or_insert(next)
-                }
-                None => 0,
-            };
-            cells.push(Cell {
-                bucket: buckets.value(r),
-                pivot: pivots.map_or(0, |p| if p.is_null(r) { u32::MAX } else { p.value(r) }),
-                distinct,
-                states,
-            });
-        }
-        distinct_ids.clear();
-        sweep_key(
-            &cells,
-            start as u64,
-            global_first,
+impl Sweeper {
+    fn new(batches: Vec<RecordBatch>, config: Arc<SweepConfig>, schema: SchemaRef) -> DfResult<Self> {
+        let batch = match batches.first() {
+            Some(first) => concat_batches(&first.schema(), &batches)?,
+            None => RecordBatch::new_empty(Arc::new(Schema::empty())),
+        };
+        drop(batches);
+        let key_cols: Vec<ArrayRef> = if batch.num_columns() == 0 {
+            Vec::new()
+        } else {
+            (0..config.keys).map(|i| Arc::clone(batch.column(i))).collect()
+        };
+        let converter = RowConverter::new(key_cols.iter().map(|c| SortField::new(c.data_type().clone())).collect())?;
+        let key_rows = converter.convert_columns(&key_cols)?;
+        let global_first = batch.column_by_name(BUCKET).and_then(|b| {
+            let b = b.as_primitive::<Int64Type>();
+            b.iter().flatten().min()
+        });
+        Ok(Self {
             config,
-            &mut out_key_rows,
-            &mut out_ts,
-            &mut out_values,
-        );
-        start = end;
+            schema,
+            batch,
+            key_cols,
+            key_rows,
+            global_first,
+            position: 0,
+        })
     }
 
-    let indices = arrow::array::UInt64Array::from(out_key_rows);
-    let mut columns: Vec<ArrayRef> = Vec::new();
-    for k in &key_cols {
-        columns.push(take(k.as_ref(), &indices, None)?);
+    /// The next output batch, or `None` when every key is done.
+    fn next_batch(&mut self) -> Option<DfResult<RecordBatch>> {
+        let rows = self.batch.num_rows();
+        if self.position >= rows {
+            return None;
+        }
+        let config = Arc::clone(&self.config);
+        let by_name = |n: &str| self.batch.column_by_name(n).cloned();
+        let buckets = by_name(BUCKET)?;
+        let buckets = buckets.as_primitive::<Int64Type>();
+        let pivots = by_name(PIVOT);
+        let pivots = pivots.as_ref().map(|a| a.as_primitive::<UInt32Type>());
+        let distincts = by_name(DISTINCT);
+        let distincts = distincts.as_ref().map(|a| a.as_string::<i32>());
+        let floats = |name: String| by_name(&name).map(|a| a.as_primitive::<Float64Type>().clone());
+        let feature_cols: Vec<_> = (0..config.features)
+            .map(|i| {
+                (
+                    by_name(&format!("__c{i}")).map(|a| a.as_primitive::<Int64Type>().clone()),
+                    floats(format!("__s{i}")),
+                    floats(format!("__min{i}")),
+                    floats(format!("__max{i}")),
+                    floats(format!("__var{i}")),
+                )
+            })
+            .collect();
+        let mut out = Output::new(config.columns.len());
+        let mut distinct_ids: HashMap<String, u32> = HashMap::new();
+        while self.position < rows && out.ts.len() < CHUNK_ROWS {
+            let start = self.position;
+            let mut end = start + 1;
+            while end < rows && self.key_rows.row(end) == self.key_rows.row(start) {
+                end += 1;
+            }
+            let mut cells = Vec::with_capacity(end - start);
+            for r in start..end {
+                if buckets.is_null(r) {
+                    continue; // no timestamp: in no window
+                }
+                let states = feature_cols
+                    .iter()
+                    .map(|(c, s, mn, mx, var)| {
+                        let n = c.as_ref().map_or(0, |c| c.value(r));
+                        let f = |a: &Option<arrow::array::Float64Array>| {
+                            a.as_ref().map_or(0.0, |a| if a.is_null(r) { 0.0 } else { a.value(r) })
+                        };
+                        let sum = f(s);
+                        State {
+                            n,
+                            sum,
+                            min: f(mn),
+                            max: f(mx),
+                            mean: if n > 0 { sum / n as f64 } else { 0.0 },
+                            m2: f(var) * n as f64,
+                        }
+                    })
+                    .collect();
+                let distinct = match distincts {
+                    Some(d) => {
+                        let next = distinct_ids.len() as u32;
+                        *distinct_ids.entry(d.value(r).to_string()).or_insert(next)
+                    }
+                    None => 0,
+                };
+                cells.push(Cell {
+                    bucket: buckets.value(r),
+                    pivot: pivots.map_or(0, |p| if p.is_null(r) { u32::MAX } else { p.value(r) }),
+                    distinct,
+                    states,
+                });
+            }
+            distinct_ids.clear();
+            sweep_key(&cells, start as u64, self.global_first, &config, &mut out);
+            self.position = end;
+        }
+        Some(out.into_batch(&self.key_cols, &config, &self.schema))
     }
-    let ts_field = schema.field(config.keys);
-    let ts: ArrayRef = Arc::new(TimestampMicrosecondArray::from(out_ts).with_timezone_opt(
-        match ts_field.data_type() {
+}
+
+/// Output rows of the sweep being gathered into a batch.
+struct Output {
+    key_rows: Vec<u64>,
+    ts: Vec<i64>,
+    values: Vec<Vec<Value>>,
+}
+
+impl Output {
+    fn new(columns: usize) -> Self {
+        Self {
+            key_rows: Vec::new(),
+            ts: Vec::new(),
+            values: vec![Vec::new(); columns],
+        }
+    }
+
+    fn push(&mut self, row: &[Value], ts: i64, key_row: u64) {
+        self.key_rows.push(key_row);
+        self.ts.push(ts);
+        for (col, v) in self.values.iter_mut().zip(row) {
+            col.push(*v);
+        }
+    }
+
+    fn into_batch(self, key_cols: &[ArrayRef], config: &SweepConfig, schema: &SchemaRef) -> DfResult<RecordBatch> {
+        let indices = arrow::array::UInt64Array::from(self.key_rows);
+        let mut columns: Vec<ArrayRef> = Vec::new();
+        for k in key_cols {
+            columns.push(take(k.as_ref(), &indices, None)?);
+        }
+        let tz = match schema.field(config.keys).data_type() {
             DataType::Timestamp(_, tz) => tz.clone(),
             _ => None,
-        },
-    ));
-    columns.push(ts);
-    for (c, values) in config.columns.iter().zip(out_values) {
-        let raw: ArrayRef = if c.aggregate.function == "count" {
-            Arc::new(Int64Array::from_iter(values.iter().map(|v| match v {
-                Value::I(i) => Some(*i),
-                _ => None,
-            })))
-        } else {
-            Arc::new(Float64Array::from_iter(values.iter().map(|v| match v {
-                Value::F(f) => Some(*f),
-                Value::I(i) => Some(*i as f64),
-                Value::Null => None,
-            })))
         };
-        columns.push(spark_cast_array(&raw, &c.aggregate.dtype.to_arrow())?);
+        columns.push(Arc::new(TimestampMicrosecondArray::from(self.ts).with_timezone_opt(tz)));
+        for (c, values) in config.columns.iter().zip(self.values) {
+            let raw: ArrayRef = if c.aggregate.function == "count" {
+                Arc::new(Int64Array::from_iter(values.iter().map(|v| match v {
+                    Value::I(i) => Some(*i),
+                    _ => None,
+                })))
+            } else {
+                Arc::new(Float64Array::from_iter(values.iter().map(|v| match v {
+                    Value::F(f) => Some(*f),
+                    Value::I(i) => Some(*i as f64),
+                    Value::Null => None,
+                })))
+            };
+            columns.push(spark_cast_array(&raw, &c.aggregate.dtype.to_arrow())?);
+        }
+        Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
     }
-    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
 }
 
 /// Every window end of one key where the output may change; emits the rows that survive the
 /// date filter and (when on) the duplicate-row filter.
 #[allow(clippy::too_many_arguments)]
-fn sweep_key(
-    cells: &[Cell],
-    key_row: u64,
-    global_first: Option<i64>,
-    config: &SweepConfig,
-    out_key_rows: &mut Vec<u64>,
-    out_ts: &mut Vec<i64>,
-    out_values: &mut [Vec<Value>],
-) {
+fn sweep_key(cells: &[Cell], key_row: u64, global_first: Option<i64>, config: &SweepConfig, out: &mut Output) {
     let slide = config.slide_micros;
     let lo_end = config
         .start
@@ -911,13 +979,13 @@ fn sweep_key(
             // fill the unchanged days since the previous change point
             if let (Some(prev), Some(pe)) = (&previous, previous_end) {
                 for d in pe + 1..e {
-                    push_row(prev, d * slide, key_row, out_key_rows, out_ts, out_values);
+                    out.push(prev, d * slide, key_row);
                 }
             }
         }
         let same = previous.as_ref().is_some_and(|p| same_row(p, &row, config));
         if !(config.deduplicate && same) {
-            push_row(&row, e * slide, key_row, out_key_rows, out_ts, out_values);
+            out.push(&row, e * slide, key_row);
         }
         previous = Some(row);
         previous_end = Some(e);
@@ -927,23 +995,8 @@ fn sweep_key(
         && let (Some(prev), Some(pe)) = (&previous, previous_end)
     {
         for d in pe + 1..=last_end {
-            push_row(prev, d * slide, key_row, out_key_rows, out_ts, out_values);
+            out.push(prev, d * slide, key_row);
         }
-    }
-}
-
-fn push_row(
-    row: &[Value],
-    ts: i64,
-    key_row: u64,
-    out_key_rows: &mut Vec<u64>,
-    out_ts: &mut Vec<i64>,
-    out_values: &mut [Vec<Value>],
-) {
-    out_key_rows.push(key_row);
-    out_ts.push(ts);
-    for (col, v) in out_values.iter_mut().zip(row) {
-        col.push(*v);
     }
 }
 

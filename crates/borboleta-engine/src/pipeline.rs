@@ -605,7 +605,7 @@ fn drop_null_keys(batch: RecordBatch, key_idx: &[usize], dropped: &mut u64) -> R
 }
 
 /// Rows produced by the leaves (scans) of an executed plan.
-fn rows_read(plan: &Arc<dyn ExecutionPlan>) -> u64 {
+pub(crate) fn rows_read(plan: &Arc<dyn ExecutionPlan>) -> u64 {
     if plan.children().is_empty() {
         return plan.metrics().and_then(|m| m.output_rows()).unwrap_or(0) as u64;
     }

@@ -11,14 +11,30 @@ use datafusion_spark::SessionStateBuilderSpark;
 
 /// A session with the Spark-compatible function library registered.
 pub fn new_session() -> SessionContext {
+    new_session_with_memory_limit(None)
+}
+
+/// [`new_session`] whose query memory pool is capped at `limit` bytes: sorts, aggregations and
+/// joins spill to the temporary folder beyond it (an operator that cannot spill fails with
+/// "resources exhausted" instead of growing without bound).
+pub fn new_session_with_memory_limit(limit: Option<usize>) -> SessionContext {
     let config = SessionConfig::new()
         .with_information_schema(true)
         .set_str("datafusion.sql_parser.enable_ident_normalization", "false");
-    let state = SessionStateBuilder::new()
+    let mut builder = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
-        .with_spark_features()
-        .build();
+        .with_spark_features();
+    if let Some(limit) = limit {
+        let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(datafusion::execution::memory_pool::FairSpillPool::new(limit)))
+            .build_arc();
+        match runtime {
+            Ok(r) => builder = builder.with_runtime_env(r),
+            Err(e) => tracing::warn!("memory limit not applied: {e}"),
+        }
+    }
+    let state = builder.build();
     let ctx = SessionContext::new_with_state(state);
     for udf in spark_extras()
         .into_iter()

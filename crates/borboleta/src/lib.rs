@@ -47,6 +47,8 @@ pub struct PipelineOptions {
     /// registered on the pipeline's session before the readers open. `s3://` URLs without one
     /// here get a store configured from the `AWS_*` environment variables.
     pub object_stores: Vec<(url::Url, Arc<dyn object_store::ObjectStore>)>,
+    /// Cap of the query memory pool in bytes (sorts and aggregations spill beyond it).
+    pub memory_limit: Option<usize>,
 }
 
 /// Default seconds an event time may be ahead of the clock before the online writer refuses it.
@@ -130,7 +132,7 @@ async fn build(spec: FeatureSetPipelineSpec, opts: &PipelineOptions) -> Result<F
             _ => return Err(Error::spec("writers", "unsupported writer")),
         }
     }
-    let ctx = borboleta_engine::session::new_session();
+    let ctx = borboleta_engine::session::new_session_with_memory_limit(opts.memory_limit);
     for (url, store) in &opts.object_stores {
         ctx.register_object_store(url, Arc::clone(store));
     }
