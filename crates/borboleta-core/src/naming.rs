@@ -37,6 +37,7 @@ pub fn feature_output_columns(feature: &FeatureSpec) -> Vec<String> {
             .iter()
             .map(|f| format!("{}__{}", feature.name, f.function.to_ascii_lowercase()))
             .collect(),
+        Some(TransformSpec::H3(h)) if !h.stack => h3_columns(h),
         _ => vec![feature.name.clone()],
     }
 }
@@ -77,6 +78,11 @@ pub fn aggregated_feature_columns(fs: &FeatureSetSpec, pivot_names: &[String]) -
         }
     }
     out
+}
+
+/// Butterfree's H3 column names, one per resolution: `lat_lng__h3_hash__<resolution>`.
+pub fn h3_columns(h: &crate::spec::H3TransformSpec) -> Vec<String> {
+    h.resolutions.iter().map(|r| format!("lat_lng__h3_hash__{r}")).collect()
 }
 
 fn window_name(definition: &str, mode: WindowMode) -> String {

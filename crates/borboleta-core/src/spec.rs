@@ -492,6 +492,38 @@ pub enum TransformSpec {
     /// Butterfree's `AggregatedTransform`: aggregate functions of an aggregated feature set.
     #[serde(alias = "aggregated_transform")]
     Aggregated(AggregatedTransformSpec),
+    /// Butterfree's `H3HashTransform`: the H3 cell of a latitude/longitude at each resolution.
+    #[serde(alias = "h3_hash")]
+    H3(H3TransformSpec),
+    /// Butterfree's `StackTransform`: one row per selected column, its value in the feature.
+    Stack(StackTransformSpec),
+}
+
+/// See [`TransformSpec::H3`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct H3TransformSpec {
+    /// H3 resolutions (0-15); one column `lat_lng__h3_hash__<resolution>` each.
+    pub resolutions: Vec<u8>,
+    /// Latitude column (degrees).
+    pub lat_column: String,
+    /// Longitude column (degrees).
+    pub lng_column: String,
+    /// Butterfree's `.with_stack()`: the feature gets one row per resolution, holding its cell.
+    #[serde(default)]
+    pub stack: bool,
+}
+
+/// See [`TransformSpec::Stack`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StackTransformSpec {
+    /// Column patterns: a name, a name with one `*` wildcard, `!pattern` for every column that
+    /// does not match; or regular expressions anchored at the start with `is_regex`.
+    pub columns: Vec<String>,
+    /// Read `columns` as regular expressions.
+    #[serde(default)]
+    pub is_regex: bool,
 }
 
 /// See [`TransformSpec::Aggregated`].

@@ -155,7 +155,12 @@ pub fn validate(spec: &FeatureSetPipelineSpec) -> SpecIssues {
         if f.dtype.is_none()
             && !matches!(
                 f.transformation,
-                Some(TransformSpec::SparkFunction(_) | TransformSpec::Aggregated(_))
+                Some(
+                    TransformSpec::SparkFunction(_)
+                        | TransformSpec::Aggregated(_)
+                        | TransformSpec::H3(_)
+                        | TransformSpec::Stack(_)
+                )
             )
         {
             issues.push(
@@ -322,6 +327,29 @@ fn check_feature(f: &FeatureSpec, path: &str, seen: &mut HashMap<String, String>
                 );
             }
         }
+        Some(TransformSpec::H3(h)) => {
+            if h.resolutions.is_empty() {
+                issues.push(
+                    format!("{path}.transformation.resolutions"),
+                    "at least one resolution is required",
+                );
+            }
+            for (j, r) in h.resolutions.iter().enumerate() {
+                if *r > 15 {
+                    issues.push(
+                        format!("{path}.transformation.resolutions[{j}]"),
+                        format!("H3 resolution {r} does not exist (0-15)"),
+                    );
+                }
+            }
+        }
+        Some(TransformSpec::Stack(t)) if t.columns.is_empty() => {
+            issues.push(
+                format!("{path}.transformation.columns"),
+                "at least one column pattern is required",
+            );
+        }
+        Some(TransformSpec::Stack(_)) => {}
         None => {}
     }
     for col in feature_output_columns(f) {

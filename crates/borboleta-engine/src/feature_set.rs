@@ -238,6 +238,41 @@ pub(crate) fn apply_feature(
             }
             Ok(out)
         }
+        Some(TransformSpec::H3(h)) => {
+            let tpath = format!("{path}.transformation");
+            let lat = check_column(&df, &h.lat_column).map_err(|m| (format!("{tpath}.lat_column"), m))?;
+            let lng = check_column(&df, &h.lng_column).map_err(|m| (format!("{tpath}.lng_column"), m))?;
+            let names = borboleta_core::naming::h3_columns(h);
+            let mut out = df.clone();
+            for (r, name) in h.resolutions.iter().zip(&names) {
+                // Butterfree treats 0.0 as a missing coordinate
+                let missing = lat.clone().eq(lit(0.0)).or(lng.clone().eq(lit(0.0)));
+                let cell = crate::geo::h3_udf().call(vec![lat.clone(), lng.clone(), lit(i64::from(*r))]);
+                let e = datafusion::logical_expr::when(missing, lit(ScalarValue::Utf8(None)))
+                    .otherwise(cell)
+                    .map_err(|e| (tpath.clone(), e.to_string()))?;
+                out = out
+                    .with_column(name, e)
+                    .map_err(|e| (tpath.clone(), clean_df_error(&e)))?;
+            }
+            if h.stack {
+                out = stack(out, &names, f, counter).map_err(|m| (tpath.clone(), m))?;
+            }
+            Ok(out)
+        }
+        Some(TransformSpec::Stack(t)) => {
+            let tpath = format!("{path}.transformation.columns");
+            let available: Vec<String> = df
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .filter(|n| !n.starts_with("__borboleta"))
+                .collect();
+            let selected =
+                crate::geo::stack_columns(&available, &t.columns, t.is_regex).map_err(|m| (tpath.clone(), m))?;
+            stack(df.clone(), &selected, f, counter).map_err(|m| (tpath, m))
+        }
         Some(_) => Err((path.to_string(), "this transformation is not supported yet".to_string())),
     })();
     match r {
@@ -247,6 +282,29 @@ pub(crate) fn apply_feature(
             df
         }
     }
+}
+
+/// Butterfree's stack: one row per input row and selected column, the column's value in the
+/// feature's column (nulls kept), cast to the feature's dtype when it has one.
+fn stack(
+    df: DataFrame,
+    columns: &[String],
+    f: &FeatureSpec,
+    counter: &NullCounter,
+) -> std::result::Result<DataFrame, String> {
+    let array = datafusion::functions_nested::expr_fn::make_array(columns.iter().map(|c| column(c)).collect());
+    let tmp = "__borboleta_stack";
+    let df = df
+        .with_column(tmp, array)
+        .and_then(|d| d.unnest_columns(&[tmp]))
+        .map_err(|e| clean_df_error(&e))?;
+    let value = match f.dtype {
+        Some(t) => spark_cast(column(tmp), t.to_arrow(), counter),
+        None => column(tmp),
+    };
+    df.with_column(&f.name, value)
+        .and_then(|d| d.drop_columns(&[tmp]))
+        .map_err(|e| clean_df_error(&e))
 }
 
 fn field_path(path: &str, f: &FeatureSpec) -> String {

@@ -14,6 +14,7 @@ pub mod cast;
 pub mod checkpoint;
 pub mod error;
 pub mod feature_set;
+pub mod geo;
 pub mod latest;
 pub mod memory;
 pub mod pipeline;

@@ -47,7 +47,7 @@ pub fn new_session_with_memory_limit(limit: Option<usize>) -> SessionContext {
 
 /// Spark functions that neither DataFusion nor `datafusion-spark` provide.
 fn spark_extras() -> Vec<ScalarUDF> {
-    vec![float_fn("log1p", f64::ln_1p)]
+    vec![float_fn("log1p", f64::ln_1p), crate::geo::h3_udf()]
 }
 
 fn float_fn(name: &str, f: fn(f64) -> f64) -> ScalarUDF {
