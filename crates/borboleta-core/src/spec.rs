@@ -93,6 +93,13 @@ impl ReaderSpec {
             ReaderSpec::Kafka(k) => &k.columns,
         }
     }
+    /// The reader's pre-processing functions, in order.
+    pub fn pre_processing(&self) -> &[PreProcessingSpec] {
+        match self {
+            ReaderSpec::File(f) => &f.pre_processing,
+            ReaderSpec::Kafka(k) => &k.pre_processing,
+        }
+    }
 }
 
 /// File formats of [`FileReaderSpec`].
@@ -140,6 +147,9 @@ pub struct FileReaderSpec {
     /// Filter by the run's dates on one column.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incremental_strategy: Option<IncrementalStrategySpec>,
+    /// Butterfree's pre-processing functions (`Reader.with_`), applied in order after `columns`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pre_processing: Vec<PreProcessingSpec>,
     /// Streaming reader: `path` is a folder; new files are taken as they arrive, each once.
     #[serde(default)]
     pub stream: bool,
@@ -203,6 +213,68 @@ pub struct KafkaReaderSpec {
     /// Filter by the run's dates on one column (bounded reads).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incremental_strategy: Option<IncrementalStrategySpec>,
+    /// Butterfree's pre-processing functions, applied in order after `columns`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pre_processing: Vec<PreProcessingSpec>,
+}
+
+/// One of Butterfree's reader pre-processing functions (`filter`, `replace`,
+/// `explode_json_column`, `forward_fill`, `pivot`), written as a one-key map:
+/// `- filter: "amount > 0"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum PreProcessingSpec {
+    /// Keep the rows where this SQL condition holds.
+    Filter(String),
+    /// Map values of a string column; other values (and nulls) are unchanged.
+    Replace {
+        /// The string column.
+        column: String,
+        /// `from: to` pairs.
+        values: BTreeMap<String, String>,
+    },
+    /// Add one column per field of `schema`, read from the JSON document in `column` (`$.<field>`,
+    /// cast to its type; missing fields give null). The source column is kept.
+    ExplodeJsonColumn {
+        /// The column holding JSON text.
+        column: String,
+        /// Field names and types, in output order.
+        schema: SchemaSpec,
+    },
+    /// Replace nulls by the last non-null value of the partition, in order (leading nulls stay).
+    ForwardFill {
+        /// Partition columns.
+        partition_by: OneOrMany,
+        /// Order column.
+        order_by: String,
+        /// The column filled.
+        fill_column: String,
+        /// Write here instead of in place.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        filled_column: Option<String>,
+    },
+    /// Group by `group_by`, one column per distinct value of `pivot_column` (sorted, named by
+    /// the value), holding `aggregation(agg_column)`.
+    Pivot {
+        /// Group columns; with `forward_fill`, the last one is the time column.
+        group_by: Vec<String>,
+        /// The column whose values become columns.
+        pivot_column: String,
+        /// The aggregated column.
+        agg_column: String,
+        /// The aggregate (`first`, `sum`, `max`, ...).
+        aggregation: String,
+        /// Forward-fill every new column (partitioned by all group columns but the last).
+        #[serde(default)]
+        forward_fill: bool,
+        /// Nulls of `agg_column` become this value before pivoting, so that the forward fill
+        /// keeps them as nulls (needs `mock_type`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mock_value: Option<String>,
+        /// The type `agg_column` is cast to for `mock_value`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mock_type: Option<FeatureDataType>,
+    },
 }
 
 /// What a streaming pipeline does with a record it cannot read.
@@ -876,6 +948,7 @@ impl FeatureSetPipelineSpecBuilder {
             options: BTreeMap::new(),
             columns: vec![],
             incremental_strategy: None,
+            pre_processing: vec![],
             stream: false,
             max_file_age_seconds: None,
         }))
@@ -1103,6 +1176,7 @@ mod secret_tests {
             stream: true,
             columns: vec![],
             incremental_strategy: None,
+            pre_processing: vec![],
         };
         let text = format!("{k:?}");
         assert!(!text.contains("hunter2") && text.contains("SASL_SSL"), "{text}");

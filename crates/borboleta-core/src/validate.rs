@@ -36,6 +36,18 @@ pub fn validate(spec: &FeatureSetPipelineSpec) -> SpecIssues {
                 format!("reader id `{id}` is already used by readers[{first}]"),
             );
         }
+        for (j, step) in reader.pre_processing().iter().enumerate() {
+            if let crate::spec::PreProcessingSpec::Pivot {
+                mock_value, mock_type, ..
+            } = step
+                && mock_value.is_some() != mock_type.is_some()
+            {
+                issues.push(
+                    format!("{path}.pre_processing[{j}].pivot"),
+                    "`mock_value` and `mock_type` go together",
+                );
+            }
+        }
         match reader {
             ReaderSpec::File(f) => {
                 if f.path.trim().is_empty() {
@@ -539,6 +551,22 @@ fn validate_streaming(spec: &FeatureSetPipelineSpec, issues: &mut SpecIssues) {
                     f.name
                 ),
             );
+        }
+    }
+    for (i, r) in spec.readers.iter().enumerate() {
+        if !r.is_stream() {
+            continue;
+        }
+        for (j, step) in r.pre_processing().iter().enumerate() {
+            if matches!(
+                step,
+                crate::spec::PreProcessingSpec::ForwardFill { .. } | crate::spec::PreProcessingSpec::Pivot { .. }
+            ) {
+                issues.push(
+                    format!("readers[{i}].pre_processing[{j}]"),
+                    "forward_fill and pivot need the rows of earlier micro-batches: not supported on a stream",
+                );
+            }
         }
     }
     for (i, w) in spec.writers.iter().enumerate() {

@@ -410,7 +410,7 @@ fn keep_one_per_distinct(df: DataFrame, mut group: Vec<Expr>, keep: DistinctKeep
 }
 
 /// The DataFusion aggregate for a Butterfree function name.
-fn aggregate_expr(ctx: &SessionContext, function: &str, value: Expr) -> Result<Expr> {
+pub(crate) fn aggregate_expr(ctx: &SessionContext, function: &str, value: Expr) -> Result<Expr> {
     let udaf = |n: &str| {
         ctx.udaf(n)
             .map_err(|e| Error::Internal(format!("aggregate `{n}` missing from the session: {e}")))

@@ -18,6 +18,7 @@ pub mod geo;
 pub mod latest;
 pub mod memory;
 pub mod pipeline;
+pub mod preprocess;
 pub mod session;
 pub mod sink;
 pub mod sliding;

@@ -363,6 +363,10 @@ impl FeatureSetPipeline {
                     df = df.select(exprs)?;
                 }
             }
+            if !reader.pre_processing().is_empty() {
+                df = crate::preprocess::apply(&self.ctx, df, reader.pre_processing(), &path, &counter, &mut issues)
+                    .await?;
+            }
             if let Some(inc) = reader.incremental_strategy()
                 && (opts.start_date.is_some() || opts.end_date.is_some())
             {
