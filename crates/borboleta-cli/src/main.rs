@@ -27,6 +27,15 @@ enum Command {
         /// The pipeline spec (YAML).
         spec: PathBuf,
     },
+    /// Print the pipeline's metadata (Butterfree's Metadata): feature set, source, sink, and
+    /// every output column with its type and description.
+    Describe {
+        /// The pipeline spec (YAML).
+        spec: PathBuf,
+        /// `json` (Butterfree's to_json) or `markdown` (a page for a catalog).
+        #[arg(long, value_enum, default_value_t = DescribeFormat::Json)]
+        format: DescribeFormat,
+    },
     /// Print the pipeline: readers, writers, and the query plan.
     Explain {
         /// The pipeline spec (YAML).
@@ -138,6 +147,15 @@ struct RunArgs {
     /// Streaming: serve the stream's metrics in Prometheus format at http://<addr>/metrics.
     #[arg(long)]
     metrics_addr: Option<std::net::SocketAddr>,
+}
+
+/// Formats of `describe`.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum DescribeFormat {
+    /// Butterfree's `Metadata.to_json()`.
+    Json,
+    /// Butterfree's `Metadata.to_markdown()`.
+    Markdown,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -258,6 +276,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             ));
             out.push_str(&p.explain(&opts, physical).await?);
             println!("{}", redact(&out));
+            Ok(())
+        }
+        Command::Describe { spec, format } => {
+            let s = load(&spec)?;
+            let p = borboleta::build_pipeline(s, &PipelineOptions::default()).await?;
+            match format {
+                DescribeFormat::Json => {
+                    let doc = vec![borboleta::describe::describe(&p)];
+                    println!("{}", serde_json::to_string_pretty(&doc)?);
+                }
+                DescribeFormat::Markdown => print!("{}", borboleta::describe::describe_markdown(&p)),
+            }
             Ok(())
         }
         Command::Checkpoint { command } => checkpoint(command).await,

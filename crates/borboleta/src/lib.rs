@@ -16,6 +16,8 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
 
+pub mod describe;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
