@@ -259,6 +259,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                             .unwrap_or("$KAFKA_CONSUMER_CONNECTION_STRING"),
                         if k.stream { " (stream)" } else { " (bounded)" }
                     )),
+                    borboleta::ReaderSpec::Table(t) => {
+                        out.push_str(&format!("reader {}: table {}\n", t.id, t.qualified_name()))
+                    }
                     _ => {}
                 }
             }

@@ -23,13 +23,24 @@ use crate::file_stream::FileStream;
 pub struct FileReader {
     spec: FileReaderSpec,
     stream: Option<Arc<FileStream>>,
+    partitions: Vec<(String, arrow::datatypes::DataType)>,
 }
 
 impl FileReader {
     /// A reader for `spec`, whose path is already resolved against the spec's folder.
     pub fn new(spec: FileReaderSpec) -> Self {
         let stream = spec.stream.then(|| Arc::new(FileStream::new(spec.clone())));
-        Self { spec, stream }
+        Self {
+            spec,
+            stream,
+            partitions: Vec::new(),
+        }
+    }
+
+    /// Reads Hive partition folders (`year=2024/month=1/`) as these columns (batch only).
+    pub fn with_partitions(mut self, partitions: Vec<(String, arrow::datatypes::DataType)>) -> Self {
+        self.partitions = partitions;
+        self
     }
 }
 
@@ -99,7 +110,9 @@ impl Reader for FileReader {
             None if !path.ends_with('/') => String::new(),
             None => default_ext.to_string(),
         };
-        let options = ListingOptions::new(format).with_file_extension(ext);
+        let options = ListingOptions::new(format)
+            .with_file_extension(ext)
+            .with_table_partition_cols(self.partitions.clone());
         let config = ListingTableConfig::new(url).with_listing_options(options);
         let config = match &spec.schema {
             Some(s) => {

@@ -86,7 +86,15 @@ impl FeatureSetPipelineSpec {
                         *v = expand(v, env, &format!("readers[{i}].options.{key}"), issues);
                     }
                 }
+                ReaderSpec::Table(t) => {
+                    if let Some(p) = &mut t.path {
+                        *p = expand(p, env, &format!("readers[{i}].path"), issues);
+                    }
+                }
             }
+        }
+        for (name, t) in self.catalog.iter_mut() {
+            t.path = expand(&t.path, env, &format!("catalog.{name}.path"), issues);
         }
         self.source.query = expand(&self.source.query, env, "source.query", issues);
         for (i, w) in self.writers.iter_mut().enumerate() {

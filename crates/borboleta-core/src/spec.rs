@@ -45,6 +45,10 @@ pub struct FeatureSetPipelineSpec {
     /// Streaming settings, used when a reader has `stream: true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub streaming: Option<StreamingSpec>,
+    /// Tables that `type: table` readers name (`database.table` or `table`), when they are not
+    /// historical tables of the feature store.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub catalog: BTreeMap<String, CatalogTableSpec>,
     /// Folder that relative paths resolve against (the spec file's folder); not part of the YAML.
     #[serde(skip)]
     pub base_dir: Option<PathBuf>,
@@ -62,6 +66,63 @@ pub enum ReaderSpec {
     File(FileReaderSpec),
     /// Apache Kafka topic(s) of JSON values.
     Kafka(KafkaReaderSpec),
+    /// Butterfree's `TableReader`: a table by name, from the catalog or the feature store.
+    Table(TableReaderSpec),
+}
+
+/// See [`ReaderSpec::Table`]. `database.table` resolves through the spec's `catalog:` first;
+/// otherwise it is the historical table `<path>/historical/<database>/<table>` that Borboleta
+/// writes (database = the feature set's entity), with its `year`/`month`/`day` columns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableReaderSpec {
+    /// Table name in the source query.
+    pub id: String,
+    /// The table.
+    pub table: String,
+    /// Its database (for a historical table: the entity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// The feature store root (default: `feature_store` next to the spec).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Optional selection/renaming of columns, applied right after reading.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<ColumnSelectSpec>,
+    /// Filter by the run's dates on one column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental_strategy: Option<IncrementalStrategySpec>,
+    /// Pre-processing functions, applied in order after `columns`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pre_processing: Vec<PreProcessingSpec>,
+}
+
+impl TableReaderSpec {
+    /// `database.table`, or `table`.
+    pub fn qualified_name(&self) -> String {
+        match &self.database {
+            Some(d) => format!("{d}.{}", self.table),
+            None => self.table.clone(),
+        }
+    }
+}
+
+/// A table of the spec's `catalog:`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogTableSpec {
+    /// A file, folder or glob (relative to the spec's folder), or a URL.
+    pub path: String,
+    /// Its format (default parquet).
+    #[serde(default = "default_parquet")]
+    pub format: FileFormat,
+    /// Hive partition columns in the path (`year=2024/month=1/...`), with their types.
+    #[serde(default, skip_serializing_if = "SchemaSpec::is_empty")]
+    pub partitions: SchemaSpec,
+}
+
+fn default_parquet() -> FileFormat {
+    FileFormat::Parquet
 }
 
 impl ReaderSpec {
@@ -70,6 +131,7 @@ impl ReaderSpec {
         match self {
             ReaderSpec::File(f) => &f.id,
             ReaderSpec::Kafka(k) => &k.id,
+            ReaderSpec::Table(t) => &t.id,
         }
     }
     /// The common part of every reader.
@@ -77,6 +139,7 @@ impl ReaderSpec {
         match self {
             ReaderSpec::File(f) => f.incremental_strategy.as_ref(),
             ReaderSpec::Kafka(k) => k.incremental_strategy.as_ref(),
+            ReaderSpec::Table(t) => t.incremental_strategy.as_ref(),
         }
     }
     /// Whether the reader streams.
@@ -84,6 +147,7 @@ impl ReaderSpec {
         match self {
             ReaderSpec::File(f) => f.stream,
             ReaderSpec::Kafka(k) => k.stream,
+            ReaderSpec::Table(_) => false,
         }
     }
     /// Column selection/renaming applied right after reading.
@@ -91,6 +155,7 @@ impl ReaderSpec {
         match self {
             ReaderSpec::File(f) => &f.columns,
             ReaderSpec::Kafka(k) => &k.columns,
+            ReaderSpec::Table(t) => &t.columns,
         }
     }
     /// The reader's pre-processing functions, in order.
@@ -98,6 +163,7 @@ impl ReaderSpec {
         match self {
             ReaderSpec::File(f) => &f.pre_processing,
             ReaderSpec::Kafka(k) => &k.pre_processing,
+            ReaderSpec::Table(t) => &t.pre_processing,
         }
     }
 }
@@ -345,6 +411,13 @@ impl Default for StreamingSpec {
 /// A `column: type` map whose order is kept.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SchemaSpec(pub Vec<(String, FeatureDataType)>);
+
+impl SchemaSpec {
+    /// No columns.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
 
 impl Serialize for SchemaSpec {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -993,6 +1066,7 @@ impl FeatureSetPipelineSpecBuilder {
             streaming: self.streaming,
             base_dir: self.base_dir,
             yaml_lines: None,
+            catalog: BTreeMap::new(),
         };
         crate::validate::validate(&spec).into_result()?;
         Ok(spec)

@@ -67,6 +67,20 @@ pub fn validate(spec: &FeatureSetPipelineSpec) -> SpecIssues {
                 }
             }
             ReaderSpec::Kafka(_) => {}
+            ReaderSpec::Table(t) => {
+                let name = t.qualified_name();
+                if t.table.trim().is_empty() {
+                    issues.push(format!("{path}.table"), "table must not be empty");
+                } else if t.database.is_none() && !spec.catalog.contains_key(&name) {
+                    issues.push(
+                        format!("{path}.table"),
+                        format!(
+                            "table `{name}` is not in `catalog:`; give its `database` (for a historical table of \
+                             the feature store: the entity)"
+                        ),
+                    );
+                }
+            }
         }
         if let ReaderSpec::Kafka(k) = reader {
             if k.topic.to_vec().iter().all(|t| t.trim().is_empty()) {

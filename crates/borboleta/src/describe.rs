@@ -147,6 +147,10 @@ pub fn describe(pipeline: &FeatureSetPipeline) -> Metadata {
                 reader: "Kafka Reader".into(),
                 location: k.topic.to_vec().join(","),
             },
+            ReaderSpec::Table(t) => Source {
+                reader: "Table Reader".into(),
+                location: t.qualified_name(),
+            },
             other => Source {
                 reader: "Reader".into(),
                 location: other.id().to_string(),

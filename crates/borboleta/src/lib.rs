@@ -81,6 +81,7 @@ async fn build(spec: FeatureSetPipelineSpec, opts: &PipelineOptions) -> Result<F
                 readers.push(Arc::new(FileReader::new(f)));
             }
             ReaderSpec::Kafka(k) => readers.push(Arc::new(borboleta_connectors::KafkaReader::new(k.clone()))),
+            ReaderSpec::Table(t) => readers.push(Arc::new(table_reader(&spec, t))),
             _ => return Err(Error::spec("readers", "unsupported reader")),
         }
     }
@@ -145,6 +146,48 @@ async fn build(spec: FeatureSetPipelineSpec, opts: &PipelineOptions) -> Result<F
         ctx.register_udf(udf.clone());
     }
     FeatureSetPipeline::try_new_in(ctx, spec, readers, writers).await
+}
+
+/// A `type: table` reader as a file reader: the spec's `catalog:` entry for `database.table`, or
+/// the historical table `<root>/historical/<database>/<table>` with its `year`/`month`/`day`.
+fn table_reader(spec: &FeatureSetPipelineSpec, t: &borboleta_core::TableReaderSpec) -> FileReader {
+    use arrow::datatypes::DataType;
+    let (path, format, partitions) = match spec.catalog.get(&t.qualified_name()) {
+        Some(c) => (
+            spec.resolve_path(&c.path),
+            c.format,
+            c.partitions
+                .0
+                .iter()
+                .map(|(n, ty)| (n.clone(), ty.to_arrow()))
+                .collect(),
+        ),
+        None => {
+            let dir = store_root(spec, t.path.as_deref())
+                .join("historical")
+                .join(t.database.as_deref().unwrap_or_default())
+                .join(&t.table);
+            let partitions = ["year", "month", "day"].map(|p| (p.to_string(), DataType::Int32));
+            (
+                format!("{}/", dir.display()),
+                borboleta_core::FileFormat::Parquet,
+                partitions.to_vec(),
+            )
+        }
+    };
+    FileReader::new(borboleta_core::FileReaderSpec {
+        id: t.id.clone(),
+        path,
+        format,
+        schema: None,
+        options: Default::default(),
+        columns: vec![],
+        incremental_strategy: None,
+        pre_processing: vec![],
+        stream: false,
+        max_file_age_seconds: None,
+    })
+    .with_partitions(partitions)
 }
 
 /// The checkpoint folder of a streaming spec: `<root>/<entity>/<feature set>`, the root from

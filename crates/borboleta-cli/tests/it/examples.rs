@@ -305,3 +305,60 @@ writers: [{type: online_feature_store}]
         "an event newer than the delete shows again"
     );
 }
+
+/// Two pipelines through the table catalog: the example writes its historical table; a second
+/// pipeline reads it back by name (`type: table`, database = the entity) with its year/month/day
+/// partition columns, and a `catalog:` entry names the raw events file.
+#[test]
+fn second_pipeline_reads_the_first_through_the_catalog() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&repo_root().join("examples/events"), dir.path());
+    let out = borboleta(dir.path(), &["run", "pipeline.yaml", "--quiet"], "UTC");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    std::fs::write(
+        dir.path().join("second.yaml"),
+        r#"
+readers:
+  - {id: features, type: table, database: user, table: events_row_features}
+  - {id: raw, type: table, database: raw, table: events}
+catalog:
+  raw.events: {path: data/events.jsonl, format: json}
+source:
+  query: |
+    select f.id, f.timestamp, f.amount_x2, f.day as partition_day, r.amount
+    from features f join raw r on f.id = r.id and f.timestamp = r.ts
+feature_set:
+  name: second
+  entity: user
+  deduplicate_rows: false
+  keys: [{name: id, dtype: bigint}]
+  features:
+    - {name: amount_x2, dtype: double}
+    - {name: amount, dtype: double}
+    - {name: partition_day, dtype: integer}
+writers: [{type: historical_feature_store, debug_mode: true}]
+"#,
+    )
+    .unwrap();
+    let sql = "select count(*) as n, sum(case when amount_x2 is not distinct from 2 * amount then 1 else 0 end) as doubled, \
+               min(partition_day) as first_day, max(partition_day) as last_day from historical_feature_store__second";
+    let out = borboleta(
+        dir.path(),
+        &["run", "second.yaml", "--quiet", "--sql", sql, "--output", "csv"],
+        "America/Sao_Paulo",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // 300 events, each joined to its own feature row; days 1..14 of January from the partitions
+    assert_eq!(text(&out.stdout), "n,doubled,first_day,last_day\n300,300,1,14\n");
+    // a table that is neither in the catalog nor in the store: a spec error naming it
+    std::fs::write(
+        dir.path().join("missing.yaml"),
+        std::fs::read_to_string(dir.path().join("second.yaml"))
+            .unwrap()
+            .replace("table: events_row_features", "table: nope"),
+    )
+    .unwrap();
+    let out = borboleta(dir.path(), &["run", "missing.yaml", "--quiet"], "UTC");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("events_row_features") || text(&out.stderr).contains("nope"));
+}
