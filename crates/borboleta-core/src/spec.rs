@@ -42,6 +42,9 @@ pub struct FeatureSetPipelineSpec {
     /// Where the feature rows go.
     #[serde(default)]
     pub writers: Vec<WriterSpec>,
+    /// Sink hooks, run before the writers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sink: Option<SinkSpec>,
     /// Streaming settings, used when a reader has `stream: true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub streaming: Option<StreamingSpec>,
@@ -95,6 +98,9 @@ pub struct TableReaderSpec {
     /// Pre-processing functions, applied in order after `columns`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pre_processing: Vec<PreProcessingSpec>,
+    /// Pre-hooks (on the rows as read) and post-hooks (after the date filter).
+    #[serde(default, skip_serializing_if = "HooksSpec::is_empty")]
+    pub hooks: HooksSpec,
 }
 
 impl TableReaderSpec {
@@ -166,6 +172,14 @@ impl ReaderSpec {
             ReaderSpec::Table(t) => &t.pre_processing,
         }
     }
+    /// The reader's hooks.
+    pub fn hooks(&self) -> &HooksSpec {
+        match self {
+            ReaderSpec::File(f) => &f.hooks,
+            ReaderSpec::Kafka(k) => &k.hooks,
+            ReaderSpec::Table(t) => &t.hooks,
+        }
+    }
 }
 
 /// File formats of [`FileReaderSpec`].
@@ -216,6 +230,9 @@ pub struct FileReaderSpec {
     /// Butterfree's pre-processing functions (`Reader.with_`), applied in order after `columns`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pre_processing: Vec<PreProcessingSpec>,
+    /// Pre-hooks (on the rows as read) and post-hooks (after the date filter).
+    #[serde(default, skip_serializing_if = "HooksSpec::is_empty")]
+    pub hooks: HooksSpec,
     /// Streaming reader: `path` is a folder; new files are taken as they arrive, each once.
     #[serde(default)]
     pub stream: bool,
@@ -282,6 +299,9 @@ pub struct KafkaReaderSpec {
     /// Butterfree's pre-processing functions, applied in order after `columns`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pre_processing: Vec<PreProcessingSpec>,
+    /// Pre-hooks (on each micro-batch as read) and post-hooks (after the date filter).
+    #[serde(default, skip_serializing_if = "HooksSpec::is_empty")]
+    pub hooks: HooksSpec,
 }
 
 /// One of Butterfree's reader pre-processing functions (`filter`, `replace`,
@@ -487,6 +507,39 @@ pub struct IncrementalStrategySpec {
 pub struct SourceSpec {
     /// The query (Spark SQL functions are available).
     pub query: String,
+    /// Post-hooks on the query's rows (Butterfree's Source has no pre-hooks).
+    #[serde(default, skip_serializing_if = "HooksSpec::is_empty")]
+    pub hooks: HooksSpec,
+}
+
+/// Butterfree's pre- and post-hooks, as SQL queries over the incoming rows, which they see as a
+/// table named `input` (`select *, feature + 1 as feature2 from input`). Each returns the rows
+/// that go on; they run in order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HooksSpec {
+    /// Run on the component's input.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pre: Vec<String>,
+    /// Run on the component's output.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post: Vec<String>,
+}
+
+impl HooksSpec {
+    /// No hook.
+    pub fn is_empty(&self) -> bool {
+        self.pre.is_empty() && self.post.is_empty()
+    }
+}
+
+/// Butterfree's `Sink`: what runs before the writers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkSpec {
+    /// Pre-hooks on the feature rows, before every writer (Butterfree's Sink has no post-hooks).
+    #[serde(default, skip_serializing_if = "HooksSpec::is_empty")]
+    pub hooks: HooksSpec,
 }
 
 fn default_true() -> bool {
@@ -519,6 +572,10 @@ pub struct FeatureSetSpec {
     /// set whose features are `type: aggregated` is aggregated, with or without this section.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aggregation: Option<AggregationSpec>,
+    /// Pre-hooks (on the source's rows) and post-hooks (on the feature rows, after the date and
+    /// duplicate filters).
+    #[serde(default, skip_serializing_if = "HooksSpec::is_empty")]
+    pub hooks: HooksSpec,
 }
 
 /// `with_windows`, `with_pivot` and `with_distinct` of Butterfree's `AggregatedFeatureSet`.
@@ -1022,6 +1079,7 @@ impl FeatureSetPipelineSpecBuilder {
             columns: vec![],
             incremental_strategy: None,
             pre_processing: vec![],
+            hooks: HooksSpec::default(),
             stream: false,
             max_file_age_seconds: None,
         }))
@@ -1060,6 +1118,7 @@ impl FeatureSetPipelineSpecBuilder {
             readers: self.readers,
             source: SourceSpec {
                 query: self.query.unwrap_or_default(),
+                hooks: HooksSpec::default(),
             },
             feature_set: self.feature_set.unwrap_or_else(|| FeatureSetSpec::new("", "")),
             writers: self.writers,
@@ -1067,6 +1126,7 @@ impl FeatureSetPipelineSpecBuilder {
             base_dir: self.base_dir,
             yaml_lines: None,
             catalog: BTreeMap::new(),
+            sink: None,
         };
         crate::validate::validate(&spec).into_result()?;
         Ok(spec)
@@ -1085,6 +1145,7 @@ impl FeatureSetSpec {
             features: vec![],
             deduplicate_rows: None,
             aggregation: None,
+            hooks: HooksSpec::default(),
         }
     }
     /// Adds a key.
@@ -1251,6 +1312,7 @@ mod secret_tests {
             columns: vec![],
             incremental_strategy: None,
             pre_processing: vec![],
+            hooks: HooksSpec::default(),
         };
         let text = format!("{k:?}");
         assert!(!text.contains("hunter2") && text.contains("SASL_SSL"), "{text}");

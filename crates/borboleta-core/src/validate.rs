@@ -228,6 +228,18 @@ pub fn validate(spec: &FeatureSetPipelineSpec) -> SpecIssues {
     if spec.writers.is_empty() {
         issues.push("writers", "at least one writer is required");
     }
+    if !spec.source.hooks.pre.is_empty() {
+        issues.push(
+            "source.hooks.pre",
+            "the source has no pre-hooks (as in Butterfree): use the readers' post-hooks",
+        );
+    }
+    if spec.sink.as_ref().is_some_and(|s| !s.hooks.post.is_empty()) {
+        issues.push(
+            "sink.hooks.post",
+            "the sink has no post-hooks (as in Butterfree): the rows are written by then",
+        );
+    }
     for (i, w) in spec.writers.iter().enumerate() {
         if let WriterSpec::HistoricalFeatureStore(h) = w
             && !(0.0..=1.0).contains(&h.validation_threshold)

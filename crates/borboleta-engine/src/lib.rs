@@ -15,6 +15,7 @@ pub mod checkpoint;
 pub mod error;
 pub mod feature_set;
 pub mod geo;
+pub mod hooks;
 pub mod latest;
 pub mod memory;
 pub mod pipeline;

@@ -348,6 +348,15 @@ impl FeatureSetPipeline {
         for (i, (reader, provider)) in self.spec.readers.iter().zip(&self.providers).enumerate() {
             let path = format!("readers[{i}]");
             let mut df = self.ctx.read_table(Arc::clone(provider))?;
+            use crate::hooks::{HookPoint, run as run_hooks};
+            df = run_hooks(
+                &self.ctx,
+                df,
+                &reader.hooks().pre,
+                &format!("{path}.hooks.pre"),
+                HookPoint::ReaderPre(reader.id().to_string()),
+            )
+            .await?;
             if !reader.columns().is_empty() {
                 let mut exprs = Vec::new();
                 for (j, c) in reader.columns().iter().enumerate() {
@@ -382,6 +391,14 @@ impl FeatureSetPipeline {
                     Err(m) => issues.push(format!("{path}.incremental_strategy"), m),
                 }
             }
+            df = run_hooks(
+                &self.ctx,
+                df,
+                &reader.hooks().post,
+                &format!("{path}.hooks.post"),
+                HookPoint::ReaderPost(reader.id().to_string()),
+            )
+            .await?;
             self.ctx.deregister_table(reader.id())?;
             self.ctx.register_table(reader.id(), df.into_view())?;
         }
@@ -395,6 +412,15 @@ impl FeatureSetPipeline {
             self.ctx.state(),
             crate::spark_sql::spark_casts(source.logical_plan().clone(), &counter)?,
         );
+        use crate::hooks::{HookPoint, run as run_hooks};
+        let source = run_hooks(
+            &self.ctx,
+            source,
+            &self.spec.source.hooks.post,
+            "source.hooks.post",
+            HookPoint::SourcePost,
+        )
+        .await?;
         if opts.streaming {
             let stream_tables: Vec<*const ()> = self
                 .stream
@@ -415,11 +441,34 @@ impl FeatureSetPipeline {
             }
         }
         let fs = &self.spec.feature_set;
+        let source = run_hooks(
+            &self.ctx,
+            source,
+            &fs.hooks.pre,
+            "feature_set.hooks.pre",
+            HookPoint::FeatureSetPre,
+        )
+        .await?;
         let df = if fs.is_aggregated() {
             crate::aggregated::plan_aggregated(&self.ctx, source, fs, opts, &counter).await?
         } else {
             plan_feature_set(&self.ctx, source, fs, opts, &counter)?
         };
+        let df = run_hooks(
+            &self.ctx,
+            df,
+            &fs.hooks.post,
+            "feature_set.hooks.post",
+            HookPoint::FeatureSetPost,
+        )
+        .await?;
+        let sink = self
+            .spec
+            .sink
+            .as_ref()
+            .map(|s| s.hooks.pre.as_slice())
+            .unwrap_or_default();
+        let df = run_hooks(&self.ctx, df, sink, "sink.hooks.pre", HookPoint::SinkPre).await?;
         Ok((df, counter))
     }
 

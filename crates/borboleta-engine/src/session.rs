@@ -18,9 +18,15 @@ pub fn new_session() -> SessionContext {
 /// joins spill to the temporary folder beyond it (an operator that cannot spill fails with
 /// "resources exhausted" instead of growing without bound).
 pub fn new_session_with_memory_limit(limit: Option<usize>) -> SessionContext {
+    new_session_with(limit, crate::hooks::RustHooks::default())
+}
+
+/// [`new_session_with_memory_limit`] with Rust hooks ([`crate::hooks`]) for the pipeline.
+pub fn new_session_with(limit: Option<usize>, hooks: crate::hooks::RustHooks) -> SessionContext {
     let config = SessionConfig::new()
         .with_information_schema(true)
-        .set_str("datafusion.sql_parser.enable_ident_normalization", "false");
+        .set_str("datafusion.sql_parser.enable_ident_normalization", "false")
+        .with_extension(Arc::new(hooks));
     let mut builder = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()

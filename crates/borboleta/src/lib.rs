@@ -54,6 +54,8 @@ pub struct PipelineOptions {
     /// User-defined functions, registered on the pipeline's session before it is planned: a spec
     /// uses them by name in `spark_function` transforms, SQL expressions and the source query.
     pub udfs: Vec<datafusion::logical_expr::ScalarUDF>,
+    /// Hooks written in Rust, run after the spec's SQL hooks at the same point.
+    pub hooks: borboleta_engine::hooks::RustHooks,
 }
 
 /// Default seconds an event time may be ahead of the clock before the online writer refuses it.
@@ -138,7 +140,7 @@ async fn build(spec: FeatureSetPipelineSpec, opts: &PipelineOptions) -> Result<F
             _ => return Err(Error::spec("writers", "unsupported writer")),
         }
     }
-    let ctx = borboleta_engine::session::new_session_with_memory_limit(opts.memory_limit);
+    let ctx = borboleta_engine::session::new_session_with(opts.memory_limit, opts.hooks.clone());
     for (url, store) in &opts.object_stores {
         ctx.register_object_store(url, Arc::clone(store));
     }
@@ -184,6 +186,7 @@ fn table_reader(spec: &FeatureSetPipelineSpec, t: &borboleta_core::TableReaderSp
         columns: vec![],
         incremental_strategy: None,
         pre_processing: vec![],
+        hooks: Default::default(),
         stream: false,
         max_file_age_seconds: None,
     })
@@ -446,6 +449,52 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(text.contains("| 4.5       | 13.5 |"), "{text}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Rust hooks run at their points, after the spec's SQL hooks: here a reader post-hook and a
+    /// sink pre-hook, each adding 10 to the feature.
+    #[tokio::test]
+    async fn rust_hooks_run_where_declared() {
+        use borboleta_engine::hooks::{HookFn, HookPoint, RustHooks};
+        let dir = std::env::temp_dir().join(format!("borboleta-hooks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("e.jsonl"),
+            "{\"id\":1,\"ts\":\"2024-01-01 10:00:00\",\"x\":1}\n",
+        )
+        .unwrap();
+        let yaml = "readers: [{id: e, type: file, path: e.jsonl, format: json, hooks: {post: [\"select id, ts, x + 1 as x from input\"]}}]\n\
+                    source: {query: select * from e}\n\
+                    feature_set:\n  name: fs\n  entity: u\n  keys: [{name: id, dtype: bigint}]\n  timestamp: {from_column: ts}\n  \
+                    features: [{name: x, dtype: bigint}]\n\
+                    writers: [{type: historical_feature_store, debug_mode: true}]\n";
+        let spec = FeatureSetPipelineSpec::from_yaml_str(yaml, Some(&dir), &|_| None).unwrap();
+        let plus_ten: HookFn = Arc::new(|df: datafusion::prelude::DataFrame| {
+            use datafusion::logical_expr::{col, lit};
+            df.with_column("x", col("x") + lit(10i64))
+        });
+        let opts = PipelineOptions {
+            hooks: RustHooks(vec![
+                (HookPoint::ReaderPost("e".into()), Arc::clone(&plus_ten)),
+                (HookPoint::SinkPre, plus_ten),
+            ]),
+            ..Default::default()
+        };
+        let p = build_pipeline(spec, &opts).await.unwrap();
+        p.run(RunOptions::default()).await.unwrap();
+        let batches = p
+            .sql("select x from historical_feature_store__fs")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let text = arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string();
+        // 1, + 1 (the SQL post-hook of the reader), + 10 (its Rust post-hook), + 10 (the sink's)
+        assert!(text.contains("| 22 |"), "{text}");
         std::fs::remove_dir_all(&dir).ok();
     }
 
