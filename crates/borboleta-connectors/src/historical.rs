@@ -147,6 +147,67 @@ pub fn table_dir(root: &Path, entity: &str, name: &str) -> PathBuf {
     root.join("historical").join(entity).join(name)
 }
 
+/// Butterfree's `SparkTableSchemaCompatibilityHook`: every column of `schema` must be in the
+/// existing table (the schema of one of its Parquet files) with the same type. A table with no
+/// file yet accepts anything.
+fn check_schema(table: &Path, schema: &SchemaRef) -> Result<()> {
+    fn first_parquet(dir: &Path) -> Option<PathBuf> {
+        let mut entries: Vec<_> = fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).collect();
+        entries.sort();
+        for p in entries {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if name.starts_with('.') || name.starts_with('_') {
+                continue;
+            }
+            if p.is_dir() {
+                if let Some(f) = first_parquet(&p) {
+                    return Some(f);
+                }
+            } else if name.ends_with(".parquet") {
+                return Some(p);
+            }
+        }
+        None
+    }
+    let Some(file) = first_parquet(table) else {
+        return Ok(());
+    };
+    let f = File::open(&file).map_err(|e| io("cannot open parquet file", e))?;
+    let existing = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+        .map_err(|e| io("cannot read parquet schema", e))?
+        .schema()
+        .clone();
+    let problems: Vec<String> = schema
+        .fields()
+        .iter()
+        .filter_map(|f| match existing.field_with_name(f.name()) {
+            Ok(e) if e.data_type() == f.data_type() => None,
+            Ok(e) => Some(format!(
+                "`{}` is {} in the table, {} here",
+                f.name(),
+                e.data_type(),
+                f.data_type()
+            )),
+            Err(_) => Some(format!("`{}` is not in the table", f.name())),
+        })
+        .collect();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Error::spec(
+        "writers",
+        format!(
+            "the feature rows do not fit the existing historical table {}: {} (write a new table, \
+             overwrite it with `mode: overwrite`, or set `check_schema: false`)",
+            table.display(),
+            problems.join("; ")
+        ),
+    ))
+}
+
 fn io(context: &str, e: impl std::fmt::Display) -> Error {
     Error::external("file system", false, format!("{context}: {e}"))
 }
@@ -160,6 +221,10 @@ impl Writer for HistoricalWriter {
     /// A batch run that would replace partitions (`interval_mode` or `overwrite`) of a table a
     /// running stream writes is refused before writing anything.
     fn prepare(&self, _ctx: &datafusion::prelude::SessionContext, wctx: &WriteContext) -> Result<()> {
+        let adds = wctx.streaming || self.spec.interval_mode || self.spec.mode == WriteMode::Append;
+        if self.spec.check_schema && adds {
+            check_schema(&self.table_dir(wctx), &wctx.schema)?;
+        }
         let replaces = self.spec.interval_mode || self.spec.mode == WriteMode::Overwrite;
         if wctx.streaming || !replaces || !self.table_dir(wctx).join(".stream.lock").exists() {
             return Ok(());

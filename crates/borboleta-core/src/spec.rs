@@ -916,6 +916,11 @@ pub struct HistoricalWriterSpec {
     /// Streams: the interval is also committed once it holds this many megabytes (default 128).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit_interval_mb: Option<u64>,
+    /// Butterfree's schema-compatibility hook: before a run adds to an existing table (interval
+    /// mode, append, streams), every column of the feature rows must be in the table with the same
+    /// type; otherwise nothing is written. Default on.
+    #[serde(default = "default_true")]
+    pub check_schema: bool,
 }
 
 impl Default for HistoricalWriterSpec {
@@ -929,6 +934,7 @@ impl Default for HistoricalWriterSpec {
             validation_threshold: default_threshold(),
             commit_interval_seconds: None,
             commit_interval_mb: None,
+            check_schema: true,
         }
     }
 }

@@ -362,3 +362,48 @@ writers: [{type: historical_feature_store, debug_mode: true}]
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("events_row_features") || text(&out.stderr).contains("nope"));
 }
+
+/// The historical writer's schema check (Butterfree's schema-compatibility hook): appending rows
+/// whose types differ from the existing table is refused before anything is written.
+#[test]
+fn appending_an_incompatible_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&repo_root().join("examples/events"), dir.path());
+    let out = borboleta(dir.path(), &["run", "pipeline.yaml", "--quiet"], "UTC");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = dir.path().join("feature_store/historical/user/events_row_features");
+    let count = || {
+        let mut f = Vec::new();
+        parquet_files(&table, &mut f);
+        f.len()
+    };
+    let before = count();
+    let spec = std::fs::read_to_string(dir.path().join("pipeline.yaml")).unwrap();
+    // the example writes in interval mode: a run adds to the table, so its schema is checked
+    assert!(
+        spec.contains("interval_mode: true"),
+        "the example's writer changed; update this test"
+    );
+    let retyped = spec.replacen("dtype: double", "dtype: float", 1);
+    assert_ne!(retyped, spec);
+    std::fs::write(dir.path().join("retyped.yaml"), &retyped).unwrap();
+    let out = borboleta(dir.path(), &["run", "retyped.yaml", "--quiet"], "UTC");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("do not fit the existing historical table") && err.contains("Float32"),
+        "{err}"
+    );
+    assert_eq!(count(), before, "nothing written");
+    // the same schema runs again; `check_schema: false` lets the retyped rows in
+    let out = borboleta(dir.path(), &["run", "pipeline.yaml", "--quiet"], "UTC");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let unchecked = retyped.replace(
+        "    interval_mode: true\n",
+        "    interval_mode: true\n    check_schema: false\n",
+    );
+    assert_ne!(unchecked, retyped);
+    std::fs::write(dir.path().join("unchecked.yaml"), unchecked).unwrap();
+    let out = borboleta(dir.path(), &["run", "unchecked.yaml", "--quiet"], "UTC");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
