@@ -329,6 +329,33 @@ impl CassandraOnlineStore {
             .query_unpaged(cql, ())
             .await
             .map_err(|e| driver_err(&format!("cannot create table {table}"), e))?;
+        // Butterfree's CassandraTableSchemaCompatibilityHook: an existing table (Butterfree's, or
+        // an earlier run's) must have every column with the same type
+        let existing = self.column_types(table).await?;
+        let problems: Vec<String> = schema
+            .fields()
+            .iter()
+            .filter_map(|f| {
+                let want = cql_type(f.data_type())?;
+                match existing.iter().find(|(c, _)| c == f.name()) {
+                    Some((_, have)) if have.eq_ignore_ascii_case(&want) || (have == "varchar" && want == "text") => {
+                        None
+                    }
+                    Some((_, have)) => Some(format!("`{}` is {have} in the table, {want} here", f.name())),
+                    None => Some(format!("`{}` is not in the table", f.name())),
+                }
+            })
+            .collect();
+        if !problems.is_empty() {
+            return Err(Error::spec(
+                "writers",
+                format!(
+                    "the feature rows do not fit the existing Cassandra table {}.{table}: {}",
+                    self.config.keyspace,
+                    problems.join("; ")
+                ),
+            ));
+        }
         Ok(())
     }
 

@@ -214,6 +214,56 @@ async fn cassandra_unreachable_is_a_clear_error() {
     );
 }
 
+/// Butterfree's Cassandra schema-compatibility hook: an existing table whose column has another
+/// type is refused (exit 2) before anything is written, and the checkpoint does not move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cassandra_table_with_other_types_is_refused() {
+    let topic = new_topic("cass_schema", 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let keyspace = format!("it_schema_{}", std::process::id());
+    cassandra_spec(d, &topic, &keyspace);
+    let session = SessionBuilder::new().known_node(cassandra()).build().await.unwrap();
+    session
+        .query_unpaged(
+            format!(
+                "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
+            ),
+            (),
+        )
+        .await
+        .unwrap();
+    session
+        .query_unpaged(
+            format!(
+                "CREATE TABLE IF NOT EXISTS {keyspace}.stream_fs (id bigint, timestamp timestamp, amount text, city text, PRIMARY KEY ((id)))"
+            ),
+            (),
+        )
+        .await
+        .unwrap();
+    produce(&topic, &[Some(events(1, 1).trim().to_string())]);
+    let out = run_env(d, &["run", "spec.yaml", "--available-now"], &[]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("do not fit the existing Cassandra table")
+            && err.contains("`amount` is text in the table, double here"),
+        "{err}"
+    );
+    let rows = session
+        .query_unpaged(format!("SELECT id FROM {keyspace}.stream_fs"), ())
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap();
+    assert_eq!(rows.rows_num(), 0, "nothing written");
+    session
+        .query_unpaged(format!("DROP KEYSPACE {keyspace}"), ())
+        .await
+        .unwrap();
+}
+
 /// A TCP proxy in front of Cassandra that the test can cut and restore (an outage that touches
 /// no other test).
 struct Proxy {
