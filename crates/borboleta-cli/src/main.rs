@@ -10,6 +10,12 @@ use arrow::array::RecordBatch;
 use borboleta::{Error, FeatureSetPipelineSpec, PipelineOptions, RunOptions};
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// mimalloc instead of glibc's malloc: glibc keeps one arena per thread that allocated, and a
+/// long run's memory then grows with its length (the 50M-row aggregated benchmark: 421 MiB with
+/// glibc, 240-285 MiB with one or two arenas; docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Butterfree's feature-set pipelines, in Rust.
 #[derive(Parser, Debug)]
 #[command(name = "borboleta", version, about, propagate_version = true)]
