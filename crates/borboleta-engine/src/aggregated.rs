@@ -42,9 +42,7 @@ use futures::StreamExt;
 
 use crate::cast::{NullCounter, spark_cast, spark_cast_array};
 use crate::error::{Error, Result};
-use crate::feature_set::{
-    FeatureSetOptions, apply_feature, apply_timestamp, check_column, clean_df_error, column, date_filter, deduplicate,
-};
+use crate::feature_set::{FeatureSetOptions, check_column, clean_df_error, column, date_filter, deduplicate};
 
 const DAY_SECONDS: i64 = 86_400;
 const BUCKET: &str = "__borboleta_bucket";
@@ -83,17 +81,7 @@ pub async fn plan_aggregated(
     let default_agg = AggregationSpec::default();
     let agg = fs.aggregation.as_ref().unwrap_or(&default_agg);
     let mut issues = SpecIssues::default();
-    let mut df = source;
-    for (i, key) in fs.keys.iter().enumerate() {
-        df = apply_feature(ctx, df, key, &format!("feature_set.keys[{i}]"), counter, &mut issues);
-    }
-    df = match apply_timestamp(df.clone(), &fs.timestamp, counter) {
-        Ok(d) => d,
-        Err(e) => {
-            issues.push("feature_set.timestamp", e);
-            return Err(Error::Spec(issues));
-        }
-    };
+    let df = crate::feature_set::apply_keys_and_timestamp(ctx, source, fs, counter, &mut issues)?;
     // The value each feature aggregates: its input column, nulled where its filter fails.
     let mut aggregates = Vec::new();
     let mut values = Vec::new();

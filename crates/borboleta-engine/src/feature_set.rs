@@ -25,20 +25,8 @@ use crate::error::{Error, Result};
 pub(crate) const ORDER_SECONDS: &str = "__borboleta_ts_seconds";
 
 /// Aggregate functions allowed over windows: DataFusion slides each of them (tested one by one).
-pub const WINDOW_FUNCTIONS: &[&str] = &[
-    "avg",
-    "mean",
-    "sum",
-    "count",
-    "min",
-    "max",
-    "stddev_pop",
-    "stddev",
-    "stddev_samp",
-    "var_pop",
-    "var_samp",
-    "variance",
-];
+/// The same list as over rolling windows: the aggregates whose states merge.
+pub const WINDOW_FUNCTIONS: &[&str] = borboleta_core::validate::ROLLING_WINDOW_FUNCTIONS;
 
 /// The aggregate of a window function. Over floating-point values, `avg`, `sum`, `stddev*` and
 /// `var*` are Spark-exact ([`crate::sliding`]); the rest are DataFusion's own (they slide; the
@@ -89,18 +77,7 @@ pub fn plan_feature_set(
     counter: &NullCounter,
 ) -> Result<DataFrame> {
     let mut issues = SpecIssues::default();
-    let mut df = source;
-
-    for (i, key) in fs.keys.iter().enumerate() {
-        df = apply_feature(ctx, df, key, &format!("feature_set.keys[{i}]"), counter, &mut issues);
-    }
-    df = match apply_timestamp(df.clone(), &fs.timestamp, counter) {
-        Ok(d) => d,
-        Err(e) => {
-            issues.push("feature_set.timestamp", e);
-            return Err(Error::Spec(issues));
-        }
-    };
+    let mut df = apply_keys_and_timestamp(ctx, source, fs, counter, &mut issues)?;
     let secs = Expr::Cast(datafusion::logical_expr::Cast::new(
         Box::new(column(TIMESTAMP_COLUMN)),
         DataType::Int64,
@@ -129,6 +106,27 @@ pub fn plan_feature_set(
     }
     df = date_filter(df, fs.timestamp.dtype, opts)?;
     Ok(df)
+}
+
+/// The key features, then the timestamp feature (problems of the keys go to `issues`; a bad
+/// timestamp stops here, since everything after needs it).
+pub(crate) fn apply_keys_and_timestamp(
+    ctx: &SessionContext,
+    mut df: DataFrame,
+    fs: &FeatureSetSpec,
+    counter: &NullCounter,
+    issues: &mut SpecIssues,
+) -> Result<DataFrame> {
+    for (i, key) in fs.keys.iter().enumerate() {
+        df = apply_feature(ctx, df, key, &format!("feature_set.keys[{i}]"), counter, issues);
+    }
+    match apply_timestamp(df.clone(), &fs.timestamp, counter) {
+        Ok(d) => Ok(d),
+        Err(e) => {
+            issues.push("feature_set.timestamp", e);
+            Err(Error::Spec(std::mem::take(issues)))
+        }
+    }
 }
 
 pub(crate) fn apply_feature(

@@ -392,6 +392,23 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
     }
 
+    /// Writes `e.jsonl` (one line) into a fresh folder, runs the YAML spec there in debug mode
+    /// with `opts` and returns the pretty-printed answer of `sql`.
+    async fn run_debug(name: &str, line: &str, yaml: &str, opts: PipelineOptions, sql: &str) -> Result<String> {
+        let dir = std::env::temp_dir().join(format!("borboleta-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("e.jsonl"), format!("{line}\n")).unwrap();
+        let spec = FeatureSetPipelineSpec::from_yaml_str(yaml, Some(&dir), &|_| None).unwrap();
+        let result = async {
+            let p = build_pipeline(spec, &opts).await?;
+            p.run(RunOptions::default()).await?;
+            Ok(p.sql(sql).await?.collect().await?)
+        }
+        .await;
+        std::fs::remove_dir_all(&dir).ok();
+        result.map(|b: Vec<RecordBatch>| arrow::util::pretty::pretty_format_batches(&b).unwrap().to_string())
+    }
+
     /// A function registered from Rust is usable by name from the spec: in a `spark_function`
     /// transform, a SQL expression and the source query.
     #[tokio::test]
@@ -413,43 +430,25 @@ mod tests {
                 Ok(ColumnarValue::Array(Arc::new(out)))
             }),
         );
-        let dir = std::env::temp_dir().join(format!("borboleta-udf-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("e.jsonl"),
-            "{\"id\":1,\"ts\":\"2024-01-01 10:00:00\",\"x\":1.5}\n",
-        )
-        .unwrap();
+        let line = "{\"id\":1,\"ts\":\"2024-01-01 10:00:00\",\"x\":1.5}";
         let yaml = "readers: [{id: e, type: file, path: e.jsonl, format: json}]\n\
                     source: {query: \"select id, ts, triple(x) as x3, x from e\"}\n\
                     feature_set:\n  name: fs\n  entity: u\n  keys: [{name: id, dtype: bigint}]\n  timestamp: {from_column: ts}\n  \
                     features:\n    - {name: x, transformation: {type: spark_function, functions: [{function: triple, dtype: double}]}}\n    \
                     - {name: x9, dtype: double, transformation: {type: sql_expression, expression: triple(x3)}}\n\
                     writers: [{type: historical_feature_store, debug_mode: true}]\n";
-        let spec = FeatureSetPipelineSpec::from_yaml_str(yaml, Some(&dir), &|_| None).unwrap();
         // unknown without registration: a spec error naming the function
-        let err = build_pipeline(spec.clone(), &PipelineOptions::default())
+        let sql = "select x__triple, x9 from historical_feature_store__fs";
+        let err = run_debug("udf0", line, yaml, PipelineOptions::default(), sql)
             .await
             .unwrap_err();
-        assert!(err.to_string().contains("triple"), "{err}");
+        assert!(err.is_spec_error() && err.to_string().contains("triple"), "{err}");
         let opts = PipelineOptions {
             udfs: vec![triple],
             ..Default::default()
         };
-        let p = build_pipeline(spec, &opts).await.unwrap();
-        p.run(RunOptions::default()).await.unwrap();
-        let batches = p
-            .sql("select x__triple, x9 from historical_feature_store__fs")
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        let text = arrow::util::pretty::pretty_format_batches(&batches)
-            .unwrap()
-            .to_string();
+        let text = run_debug("udf", line, yaml, opts, sql).await.unwrap();
         assert!(text.contains("| 4.5       | 13.5 |"), "{text}");
-        std::fs::remove_dir_all(&dir).ok();
     }
 
     /// Rust hooks run at their points, after the spec's SQL hooks: here a reader post-hook and a
@@ -457,19 +456,12 @@ mod tests {
     #[tokio::test]
     async fn rust_hooks_run_where_declared() {
         use borboleta_engine::hooks::{HookFn, HookPoint, RustHooks};
-        let dir = std::env::temp_dir().join(format!("borboleta-hooks-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("e.jsonl"),
-            "{\"id\":1,\"ts\":\"2024-01-01 10:00:00\",\"x\":1}\n",
-        )
-        .unwrap();
+        let line = "{\"id\":1,\"ts\":\"2024-01-01 10:00:00\",\"x\":1}";
         let yaml = "readers: [{id: e, type: file, path: e.jsonl, format: json, hooks: {post: [\"select id, ts, x + 1 as x from input\"]}}]\n\
                     source: {query: select * from e}\n\
                     feature_set:\n  name: fs\n  entity: u\n  keys: [{name: id, dtype: bigint}]\n  timestamp: {from_column: ts}\n  \
                     features: [{name: x, dtype: bigint}]\n\
                     writers: [{type: historical_feature_store, debug_mode: true}]\n";
-        let spec = FeatureSetPipelineSpec::from_yaml_str(yaml, Some(&dir), &|_| None).unwrap();
         let plus_ten: HookFn = Arc::new(|df: datafusion::prelude::DataFrame| {
             use datafusion::logical_expr::{col, lit};
             df.with_column("x", col("x") + lit(10i64))
@@ -481,21 +473,11 @@ mod tests {
             ]),
             ..Default::default()
         };
-        let p = build_pipeline(spec, &opts).await.unwrap();
-        p.run(RunOptions::default()).await.unwrap();
-        let batches = p
-            .sql("select x from historical_feature_store__fs")
-            .await
-            .unwrap()
-            .collect()
+        let text = run_debug("hooks", line, yaml, opts, "select x from historical_feature_store__fs")
             .await
             .unwrap();
-        let text = arrow::util::pretty::pretty_format_batches(&batches)
-            .unwrap()
-            .to_string();
         // 1, + 1 (the SQL post-hook of the reader), + 10 (its Rust post-hook), + 10 (the sink's)
         assert!(text.contains("| 22 |"), "{text}");
-        std::fs::remove_dir_all(&dir).ok();
     }
 
     /// A reader over an object store the caller registers (`memory://` here): a folder of files
