@@ -1,7 +1,7 @@
 # Targets mirror CI (.ci/run). Cargo's target dir defaults to ~/.cache/borboleta/target.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/borboleta/target
 
-.PHONY: check test example services-up services-down fmt golden bench
+.PHONY: check test example services-up services-down fmt golden bench bench-smoke
 
 ## fmt + clippy (warnings are errors), as CI runs them
 check:
@@ -29,6 +29,10 @@ fmt:
 ## BENCH_ARGS=--quick for a few minutes, --no-butterfree, --runs N
 bench:
 	python3 bench/run.py $(BENCH_ARGS)
+
+## the harness at tiny sizes with the debug build, no Butterfree (what CI runs)
+bench-smoke:
+	python3 bench/run.py --smoke
 
 ## real Kafka (127.0.0.1:9092) and Cassandra (127.0.0.1:9042) from Maven Central jars
 services-up:

@@ -2,6 +2,7 @@
 """Borboleta side by side with Butterfree 1.8.0: the one entry point (`make bench`).
 
     python3 bench/run.py [--quick] [--no-butterfree] [--runs N]
+    python3 bench/run.py --smoke      # CI: tiny sizes, the debug build, no Butterfree, 1 run
 
 Builds Borboleta in release mode once, creates Butterfree's venv if needed
 (`../shared/bench-butterfree/setup.sh`), generates the data once (gen_data.py, seed 42,
@@ -246,11 +247,26 @@ def sh(cmd, **kw):
     subprocess.run(cmd, check=True, **kw)
 
 
+def smoke_venv():
+    """A small venv with numpy and pyarrow (for gen_data.py and gen_stream.py), for --smoke."""
+    venv = os.path.join(CACHE, "bench-smoke-venv")
+    py = os.path.join(venv, "bin", "python")
+    if not os.path.exists(os.path.join(venv, ".installed")):
+        sh([sys.executable, "-m", "venv", venv])
+        sh([py, "-m", "pip", "install", "-q", "numpy", "pyarrow"])
+        open(os.path.join(venv, ".installed"), "w").close()
+    return py
+
+
 def setup(args):
     if not args.no_butterfree or not os.path.exists(VPY):
         sh([os.path.join(BF, "setup.sh"), VENV])
     env = dict(os.environ, CARGO_TARGET_DIR=TARGET)
-    if not args.no_build:
+    if args.smoke:
+        # the whole workspace, as CI builds it: building two packages alone would unify the
+        # dependencies' features differently and rebuild them
+        sh(["cargo", "build", "--workspace", "--all-targets"], cwd=ROOT)
+    elif not args.no_build:
         sh(["cargo", "build", "--release", "-p", "borboleta-cli", "-p", "borboleta-bench"], cwd=ROOT, env=env)
     for exe in (BORBOLETA, BENCH):
         if not os.path.exists(exe):
@@ -383,7 +399,8 @@ def table(summary, comparisons):
     keys = sorted({(g["case"], g["size"]) for g in summary}, key=lambda k: (k[0], str(k[1]).zfill(12)))
     for case, size in keys:
         b, s = by.get((case, size, "borboleta")), by.get((case, size, "butterfree"))
-        label = {"a": f"(a) rows {size:,}", "b": f"(b) aggregated {size:,}"}.get(case, "(c) stream, process")
+        label = (f"(a) rows {size:,}" if case == "a" else f"(b) aggregated {size:,}" if case == "b"
+                 else "(c) stream, process")
         for name, g in (("Borboleta", b), ("Butterfree 1.8.0", s)):
             if g is None:
                 continue
@@ -429,9 +446,20 @@ def main():
     p.add_argument("--sizes", help="comma list of (a)/(b) sizes (default 100000,1000000[,5000000])")
     p.add_argument("--agg-sizes", default="", help="comma list of extra (b) sizes for Borboleta alone")
     p.add_argument("--memory-limit-mb", type=int, help="Borboleta's --memory-limit-mb for (a)/(b)")
+    p.add_argument("--smoke", action="store_true",
+                   help="CI: every case at tiny sizes with the debug build, Butterfree skipped, 1 run, "
+                        "results not saved (so the harness cannot rot)")
     p.add_argument("--files", type=int, default=20, help="(c) single files (default 20)")
     p.add_argument("--burst-files", type=int, default=10, help="(c) burst files of 100k events (default 10)")
     args = p.parse_args()
+    if args.smoke:
+        global BORBOLETA, BENCH, VPY, DATA, WORK
+        debug = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(CACHE, "target")), "debug")
+        BORBOLETA, BENCH = os.path.join(debug, "borboleta"), os.path.join(debug, "borboleta-bench")
+        VPY = smoke_venv()
+        DATA, WORK = os.path.join(CACHE, "bench-smoke-data"), os.path.join(CACHE, "bench-smoke-work")
+        args.no_butterfree, args.runs, args.files, args.burst_files = True, 1, 2, 1
+        args.sizes, args.agg_sizes = "10000", ""
     args.sizes = ([int(s) for s in args.sizes.split(",")] if args.sizes
                   else [100_000, 1_000_000] + ([] if args.quick else [5_000_000]))
     cases = args.cases.split(",")
@@ -448,6 +476,8 @@ def main():
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
 
     def save():
+        if args.smoke:
+            return
         doc = {"started": started.isoformat(), "argv": sys.argv[1:], "machine": machine(),
                "summary": summarize(runs), "comparisons": comparisons, "runs": runs}
         for name in (f"{stamp}.json", "latest.json"):
@@ -468,7 +498,7 @@ def main():
     save()
     print()
     print(table(summarize(runs), comparisons))
-    print(f"\nraw results: bench/results/{stamp}.json")
+    print("\n--smoke: results not saved" if args.smoke else f"\nraw results: bench/results/{stamp}.json")
 
 
 def machine():
