@@ -42,7 +42,18 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-BF = os.path.abspath(os.environ.get("BUTTERFREE_BENCH_DIR", os.path.join(ROOT, "..", "shared", "bench-butterfree")))
+def _butterfree_dir():
+    """Butterfree's benchmark scripts: $BUTTERFREE_BENCH_DIR, else ../shared/bench-butterfree next to
+    the clone, else /work/shared/bench-butterfree (a clone made elsewhere on the machine)."""
+    if os.environ.get("BUTTERFREE_BENCH_DIR"):
+        return os.path.abspath(os.environ["BUTTERFREE_BENCH_DIR"])
+    for d in (os.path.join(ROOT, "..", "shared", "bench-butterfree"), "/work/shared/bench-butterfree"):
+        if os.path.isdir(d):
+            return os.path.abspath(d)
+    return os.path.abspath(os.path.join(ROOT, "..", "shared", "bench-butterfree"))
+
+
+BF = _butterfree_dir()
 CACHE = os.environ.get("BENCH_CACHE", os.path.expanduser("~/.cache/borboleta"))
 VENV = os.path.join(CACHE, "bench-venv")
 VPY = os.path.join(VENV, "bin", "python")
@@ -276,6 +287,7 @@ def setup(args):
         if not os.path.isdir(d):
             sh([VPY, os.path.join(BF, "gen_data.py"), "--rows", str(n), "--out", d])
     if "c" in args.cases.split(","):
+        os.environ["BUTTERFREE_BENCH_DIR"] = BF  # gen_stream.py imports Butterfree's json_lines
         sh([VPY, os.path.join(HERE, "gen_stream.py"), "--out", os.path.join(DATA, "stream"),
             "--files", str(args.files), "--burst-files", str(args.burst_files)])
 
@@ -452,6 +464,9 @@ def main():
     p.add_argument("--files", type=int, default=20, help="(c) single files (default 20)")
     p.add_argument("--burst-files", type=int, default=10, help="(c) burst files of 100k events (default 10)")
     args = p.parse_args()
+    if args.smoke and not os.path.isfile(os.path.join(BF, "gen_data.py")):
+        sys.exit(f"bench --smoke: Butterfree's benchmark scripts (the data generators) are not at {BF}; "
+                 "set BUTTERFREE_BENCH_DIR")
     if args.smoke:
         global BORBOLETA, BENCH, VPY, DATA, WORK
         debug = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(CACHE, "target")), "debug")
