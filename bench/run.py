@@ -276,7 +276,9 @@ def setup(args):
     if args.smoke:
         # the whole workspace, as CI builds it: building two packages alone would unify the
         # dependencies' features differently and rebuild them
-        sh(["cargo", "build", "--workspace", "--all-targets"], cwd=ROOT)
+        debug_target = os.environ.get("CARGO_TARGET_DIR", os.path.join(CACHE, "target"))
+        sh(["cargo", "build", "--workspace", "--all-targets"], cwd=ROOT,
+           env=dict(os.environ, CARGO_TARGET_DIR=debug_target))
     elif not args.no_build:
         sh(["cargo", "build", "--release", "-p", "borboleta-cli", "-p", "borboleta-bench"], cwd=ROOT, env=env)
     for exe in (BORBOLETA, BENCH):
