@@ -300,6 +300,12 @@ pub async fn plan_aggregated(
         pivot: pivot_values.is_some(),
         distinct: (!subset.is_empty()).then_some(keep),
         columns,
+        window_buckets: {
+            let mut w = window_buckets.clone();
+            w.sort_unstable();
+            w.dedup();
+            w
+        },
         deduplicate: fs.deduplicate_rows.unwrap_or(true),
         windows: agg.windows.clone(),
     };
@@ -343,39 +349,50 @@ fn pivot_literal(v: &PivotValue) -> Expr {
 
 /// The pivot column's distinct values, sorted (Spark's order), at most `max`.
 async fn discover_pivot_values(df: &DataFrame, c: &Expr, max: usize) -> Result<Vec<PivotValue>> {
-    let distinct = df
-        .clone()
-        .select(vec![c.clone().alias("v")])?
-        .filter(col("v").is_not_null())?
-        .distinct()?;
-    let count = distinct.clone().count().await?;
-    if count > max {
+    let values = distinct_sorted(df, c).await?;
+    if values.len() > max {
         return Err(Error::spec(
             "feature_set.aggregation.pivot",
             format!(
-                "the pivot column has {count} distinct values, more than max_values ({max}): list the \
-                 `values` to keep, or raise `max_values`"
+                "the pivot column has {} distinct values, more than max_values ({max}): list the \
+                 `values` to keep, or raise `max_values`",
+                values.len()
             ),
         ));
     }
-    let batches = distinct.sort(vec![col("v").sort(true, true)])?.collect().await?;
+    Ok(values
+        .into_iter()
+        .map(|v| match v {
+            ScalarValue::Boolean(Some(v)) => PivotValue::Bool(v),
+            s @ (ScalarValue::Int8(_)
+            | ScalarValue::Int16(_)
+            | ScalarValue::Int32(_)
+            | ScalarValue::Int64(_)
+            | ScalarValue::UInt8(_)
+            | ScalarValue::UInt16(_)
+            | ScalarValue::UInt32(_)) => PivotValue::Int(s.to_string().parse().unwrap_or_default()),
+            ScalarValue::Float32(Some(v)) => PivotValue::Float(f64::from(v)),
+            ScalarValue::Float64(Some(v)) => PivotValue::Float(v),
+            s => PivotValue::String(s.to_string()),
+        })
+        .collect())
+}
+
+/// The distinct non-null values of `e` over `df`, sorted (the order Spark's pivot finds them in),
+/// in one query.
+pub(crate) async fn distinct_sorted(df: &DataFrame, e: &Expr) -> DfResult<Vec<ScalarValue>> {
+    let batches = df
+        .clone()
+        .select(vec![e.clone().alias("v")])?
+        .filter(col("v").is_not_null())?
+        .distinct()?
+        .sort(vec![col("v").sort(true, true)])?
+        .collect()
+        .await?;
     let mut out = Vec::new();
     for b in &batches {
-        let a = b.column(0);
-        for i in 0..a.len() {
-            out.push(match ScalarValue::try_from_array(a, i)? {
-                ScalarValue::Boolean(Some(v)) => PivotValue::Bool(v),
-                s @ (ScalarValue::Int8(_)
-                | ScalarValue::Int16(_)
-                | ScalarValue::Int32(_)
-                | ScalarValue::Int64(_)
-                | ScalarValue::UInt8(_)
-                | ScalarValue::UInt16(_)
-                | ScalarValue::UInt32(_)) => PivotValue::Int(s.to_string().parse().unwrap_or_default()),
-                ScalarValue::Float32(Some(v)) => PivotValue::Float(f64::from(v)),
-                ScalarValue::Float64(Some(v)) => PivotValue::Float(v),
-                s => PivotValue::String(s.to_string()),
-            });
+        for i in 0..b.num_rows() {
+            out.push(ScalarValue::try_from_array(b.column(0), i)?);
         }
     }
     Ok(out)
@@ -520,6 +537,8 @@ struct SweepConfig {
     pivot: bool,
     distinct: Option<DistinctKeep>,
     columns: Vec<OutputColumn>,
+    /// The windows' lengths in slides, distinct, ascending.
+    window_buckets: Vec<i64>,
     deduplicate: bool,
     windows: Vec<String>,
 }
@@ -925,12 +944,6 @@ fn sweep_key(cells: &[Cell], key_row: u64, global_first: Option<i64>, config: &S
         .map(|s| s.div_euclid(slide) + i64::from(s.rem_euclid(slide) != 0));
     let hi_end = (config.end_exclusive - 1).div_euclid(slide); // last end whose instant is in range
     let mut ends: Vec<i64> = Vec::new();
-    let window_lengths: Vec<i64> = {
-        let mut w: Vec<i64> = config.columns.iter().map(|c| c.buckets).collect();
-        w.sort_unstable();
-        w.dedup();
-        w
-    };
     let (first_end, last_end) = if config.grid {
         let Some(g) = global_first else { return };
         (g.max(lo_end.unwrap_or(i64::MIN)), hi_end)
@@ -943,14 +956,14 @@ fn sweep_key(cells: &[Cell], key_row: u64, global_first: Option<i64>, config: &S
     if config.grid {
         ends.push(first_end);
         for c in cells {
-            for k in &window_lengths {
+            for k in &config.window_buckets {
                 ends.push(c.bucket + 1);
                 ends.push(c.bucket + k + 1);
             }
         }
     } else {
         for c in cells {
-            for k in &window_lengths {
+            for k in &config.window_buckets {
                 ends.extend(c.bucket + 1..=c.bucket + k);
             }
         }

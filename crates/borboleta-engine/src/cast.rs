@@ -197,12 +197,7 @@ impl ScalarUDFImpl for ParseTimestamp {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let input = args.args[0].to_array(args.number_rows)?;
-        let strings = cast_with_options(&input, &DataType::Utf8, &CastOptions::default())?;
-        let strings = strings.as_string::<i32>();
-        let parsed: TimestampMicrosecondArray = strings
-            .iter()
-            .map(|s| s.and_then(|s| parse_with_format(s, &self.chrono_format)))
-            .collect();
+        let parsed = parse_strings(&input, &self.chrono_format)?;
         let tz = match &self.target {
             DataType::Timestamp(_, tz) => tz.clone(),
             _ => None,
@@ -211,6 +206,17 @@ impl ScalarUDFImpl for ParseTimestamp {
         self.counter.add(out.null_count().saturating_sub(input.null_count()));
         Ok(ColumnarValue::Array(out))
     }
+}
+
+/// Parses every value of `input` (as text) with a chrono format ([`parse_with_format`]); a value
+/// that does not parse becomes null.
+pub fn parse_strings(input: &ArrayRef, chrono_format: &str) -> DfResult<TimestampMicrosecondArray> {
+    let strings = cast_with_options(input, &DataType::Utf8, &CastOptions::default())?;
+    Ok(strings
+        .as_string::<i32>()
+        .iter()
+        .map(|s| s.and_then(|s| parse_with_format(s, chrono_format)))
+        .collect())
 }
 
 /// Parses `s` with a chrono format, ignoring trailing text; naive values are UTC.

@@ -202,25 +202,10 @@ async fn pivot(
         None => (agg_expr.clone(), None),
     };
     // the pivot values, sorted, as Spark finds them
-    let values = df
-        .clone()
-        .select(vec![pivot_expr.clone().alias("v")])
-        .and_then(|d| d.filter(col("v").is_not_null()))
-        .and_then(|d| d.distinct())
-        .and_then(|d| d.sort(vec![col("v").sort(true, true)]))
-        .map_err(df_err("pivot_column"))?
-        .collect()
+    let literals = crate::aggregated::distinct_sorted(&df, &pivot_expr)
         .await
         .map_err(df_err("pivot_column"))?;
-    let mut names = Vec::new();
-    let mut literals = Vec::new();
-    for b in &values {
-        for i in 0..b.num_rows() {
-            let s = ScalarValue::try_from_array(b.column(0), i).map_err(df_err("pivot_column"))?;
-            names.push(s.to_string());
-            literals.push(s);
-        }
-    }
+    let names: Vec<String> = literals.iter().map(ScalarValue::to_string).collect();
     // one row per group and pivot value, then one column per pivot value
     let mut by_value = groups.clone();
     by_value.push(pivot_expr.clone().alias("__borboleta_pivot"));

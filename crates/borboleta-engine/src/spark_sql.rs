@@ -20,7 +20,7 @@ use datafusion::logical_expr::{
     ColumnarValue, Expr, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
-use crate::cast::{NullCounter, java_to_chrono, parse_with_format, spark_cast, spark_cast_array};
+use crate::cast::{NullCounter, java_to_chrono, parse_strings, spark_cast, spark_cast_array};
 
 /// Spark's default pattern for `unix_timestamp` and `from_unixtime`.
 const DEFAULT_PATTERN: &str = "yyyy-MM-dd HH:mm:ss";
@@ -168,13 +168,7 @@ fn to_micros(input: &ArrayRef, pattern: Option<&str>) -> DfResult<ArrayRef> {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
     );
     if let (true, Some(p)) = (is_string, pattern) {
-        let format = java_to_chrono(p);
-        let strings = cast_with_options(input, &DataType::Utf8, &safe())?;
-        let parsed: TimestampMicrosecondArray = strings
-            .as_string::<i32>()
-            .iter()
-            .map(|s| s.and_then(|s| parse_with_format(s, &format)))
-            .collect();
+        let parsed = parse_strings(input, &java_to_chrono(p))?;
         return Ok(Arc::new(parsed.with_timezone("UTC")));
     }
     spark_cast_array(input, &utc_timestamp())
