@@ -4,6 +4,13 @@
     probe.py kafka HOST PORT [TIMEOUT]      Kafka Metadata v4 request; ok when a broker is listed
     probe.py cassandra HOST PORT [TIMEOUT]  CQL v4 STARTUP + "SELECT release_version FROM system.local"
     probe.py s3 HOST PORT [TIMEOUT]         S3 ListBuckets (GET /); ok on an XML answer
+    probe.py kafka-sasl-ssl HOST PORT TIMEOUT CAFILE USER PASSWORD
+                                            the Kafka probe over TLS, after SASL PLAIN authentication
+    probe.py cassandra-tls HOST PORT TIMEOUT CAFILE
+                                            the Cassandra probe over TLS
+
+The TLS variants verify the server certificate against CAFILE only, including that it is issued
+for HOST (for 127.0.0.1: an IP address SAN), as a client such as rustls or librdkafka does.
 
 Prints a one-line summary and exits 0 when the service answered the request, 1 otherwise
 (reason on stderr).
@@ -11,6 +18,25 @@ Prints a one-line summary and exits 0 when the service answered the request, 1 o
 import socket
 import struct
 import sys
+
+
+def connect(host, port, timeout, cafile=None):
+    s = socket.create_connection((host, port), timeout=timeout)
+    s.settimeout(timeout)
+    if cafile:
+        import ssl
+
+        ctx = ssl.create_default_context(cafile=cafile)  # only this CA; checks the name/IP too
+        try:
+            s = ctx.wrap_socket(s, server_hostname=host)
+        except BaseException:
+            s.close()
+            raise
+    return s
+
+
+def tls_summary(s):
+    return "%s %s" % (s.version(), s.cipher()[0]) if hasattr(s, "version") else ""
 
 
 def recv_exact(sock, n):
@@ -54,19 +80,39 @@ class Reader:
 
 # ---------------------------------------------------------------- Kafka
 
-def kafka(host, port, timeout):
-    api_key, api_version, corr = 3, 4, 4242  # Metadata v4 (non-flexible; v0-v3 are gone in 4.x)
+def kafka_call(s, api_key, api_version, corr, body):
+    """One non-flexible request (header v1) and its response (header v0, correlation id checked)."""
     client_id = b"borboleta-services-probe"
-    header = struct.pack(">hhih", api_key, api_version, corr, len(client_id)) + client_id
-    body = struct.pack(">ib", 0, 0)  # topics: empty array (no topics), allow_auto_topic_creation=false
-    req = header + body
-    with socket.create_connection((host, port), timeout=timeout) as s:
-        s.settimeout(timeout)
-        s.sendall(struct.pack(">i", len(req)) + req)
-        size = struct.unpack(">i", recv_exact(s, 4))[0]
-        r = Reader(recv_exact(s, size))
+    req = struct.pack(">hhih", api_key, api_version, corr, len(client_id)) + client_id + body
+    s.sendall(struct.pack(">i", len(req)) + req)
+    size = struct.unpack(">i", recv_exact(s, 4))[0]
+    r = Reader(recv_exact(s, size))
     if r.i32() != corr:
         raise ValueError("correlation id mismatch")
+    return r
+
+
+def kafka_sasl_plain(s, user, password):
+    mech = b"PLAIN"
+    r = kafka_call(s, 17, 1, 4240, struct.pack(">h", len(mech)) + mech)  # SaslHandshake v1
+    err = r.i16()
+    if err:
+        enabled = [r.string16() for _ in range(r.i32())]
+        raise ValueError("SaslHandshake: error %d, broker mechanisms %s" % (err, enabled))
+    token = b"\0" + user.encode() + b"\0" + password.encode()
+    r = kafka_call(s, 36, 0, 4241, struct.pack(">i", len(token)) + token)  # SaslAuthenticate v0
+    err, msg = r.i16(), r.string16()
+    if err:
+        raise ValueError("SASL PLAIN as %r: error %d: %s" % (user, err, msg))
+
+
+def kafka(host, port, timeout, cafile=None, user=None, password=None):
+    body = struct.pack(">ib", 0, 0)  # topics: empty array (no topics), allow_auto_topic_creation=false
+    with connect(host, port, timeout, cafile) as s:
+        tls = tls_summary(s)
+        if user is not None:
+            kafka_sasl_plain(s, user, password)
+        r = kafka_call(s, 3, 4, 4242, body)  # Metadata v4 (non-flexible; v0-v3 are gone in 4.x)
     r.i32()  # throttle_time_ms
     brokers = []
     for _ in range(r.i32()):
@@ -76,7 +122,10 @@ def kafka(host, port, timeout):
     controller = r.i32()
     if not brokers:
         raise ValueError("metadata lists no broker yet")
-    return "brokers=%s cluster_id=%s controller=%d" % (",".join(brokers), cluster_id, controller)
+    out = "brokers=%s cluster_id=%s controller=%d" % (",".join(brokers), cluster_id, controller)
+    if user is not None:
+        out = "SASL PLAIN as %s, %s" % (user, out)
+    return "%s, %s" % (tls, out) if tls else out
 
 
 # ------------------------------------------------------------ Cassandra
@@ -98,9 +147,9 @@ def cql_check_error(opcode, r, what):
         raise ValueError("%s: CQL error 0x%04x: %s" % (what, code, r.string16()))
 
 
-def cassandra(host, port, timeout):
-    with socket.create_connection((host, port), timeout=timeout) as s:
-        s.settimeout(timeout)
+def cassandra(host, port, timeout, cafile=None):
+    with connect(host, port, timeout, cafile) as s:
+        tls = tls_summary(s)
         opts = [(b"CQL_VERSION", b"3.0.0")]
         body = struct.pack(">h", len(opts))
         for k, v in opts:
@@ -136,7 +185,7 @@ def cassandra(host, port, timeout):
         if nrows < 1:
             raise ValueError("system.local returned no row")
         version = r.bytes32().decode("utf-8")
-    return "release_version=%s" % version
+    return "%s, release_version=%s" % (tls, version) if tls else "release_version=%s" % version
 
 
 def s3(host, port, timeout):
@@ -151,14 +200,24 @@ def s3(host, port, timeout):
     return "ListBuckets ok"
 
 
+PROBES = {  # kind: (function, number of extra arguments after TIMEOUT)
+    "kafka": (kafka, 0),
+    "cassandra": (cassandra, 0),
+    "s3": (s3, 0),
+    "kafka-sasl-ssl": (kafka, 3),  # CAFILE USER PASSWORD
+    "cassandra-tls": (cassandra, 1),  # CAFILE
+}
+
+
 def main(argv):
-    if len(argv) < 4 or argv[1] not in ("kafka", "cassandra", "s3"):
+    if len(argv) < 4 or argv[1] not in PROBES or len(argv[5:]) != PROBES[argv[1]][1]:
         sys.stderr.write(__doc__)
         return 2
     kind, host, port = argv[1], argv[2], int(argv[3])
     timeout = float(argv[4]) if len(argv) > 4 else 5.0
+    fn, _ = PROBES[kind]
     try:
-        print({"kafka": kafka, "cassandra": cassandra, "s3": s3}[kind](host, port, timeout))
+        print(fn(host, port, timeout, *argv[5:]))
         return 0
     except Exception as e:  # noqa: BLE001 - any failure means "not ready"
         sys.stderr.write("%s %s:%d: %s: %s\n" % (kind, host, port, type(e).__name__, e))

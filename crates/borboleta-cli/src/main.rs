@@ -1,7 +1,7 @@
 //! `borboleta`: run, validate and explain feature-set pipelines; read the online store.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +56,11 @@ enum Command {
         #[arg(long)]
         physical: bool,
     },
+    /// Bring the Cassandra online tables and the historical tables up to date with specs.
+    Migrate {
+        #[command(subcommand)]
+        command: MigrateCommand,
+    },
     /// Read the online store.
     Online {
         #[command(subcommand)]
@@ -85,6 +90,28 @@ enum CheckpointCommand {
         /// Count as processed only the data older than this instant (RFC 3339, or a UTC date).
         #[arg(long)]
         to_time: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum MigrateCommand {
+    /// Create missing keyspaces (with `create_keyspace: true`), tables and columns; record new
+    /// historical columns. Retyped columns are refused. Every problem is listed before anything
+    /// is applied.
+    Apply {
+        /// A spec, or a folder of specs (every .yaml/.yml under it).
+        path: PathBuf,
+        /// Print the statements; apply nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// A retyped column or other keys: drop the Cassandra table and create it anew, empty
+        /// (its rows are lost; backfill it with a batch run).
+        #[arg(long)]
+        allow_destructive: bool,
+        /// Also write each statement and its outcome as JSON lines to this file (default:
+        /// `migration-logs/<UTC time>.jsonl`).
+        #[arg(long, num_args = 0..=1, default_missing_value = "")]
+        write_logs: Option<PathBuf>,
     },
 }
 
@@ -300,6 +327,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Checkpoint { command } => checkpoint(command).await,
+        Command::Migrate {
+            command:
+                MigrateCommand::Apply {
+                    path,
+                    dry_run,
+                    allow_destructive,
+                    write_logs,
+                },
+        } => migrate(&path, dry_run, allow_destructive, write_logs).await,
         Command::Online {
             command: OnlineCommand::Delete { spec, keys },
         } => {
@@ -318,6 +354,110 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `borboleta migrate apply`.
+async fn migrate(
+    path: &Path,
+    dry_run: bool,
+    allow_destructive: bool,
+    write_logs: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    use borboleta::migrate::{self, MigrateOptions};
+    let mut specs = Vec::new();
+    let mut problems = Vec::new();
+    for file in migrate::spec_files(path)? {
+        match FeatureSetPipelineSpec::parse_yaml_file(&file) {
+            Ok(s) => specs.push((file, s)),
+            Err(e) => problems.push(borboleta::core::SpecIssue::new(
+                file.display().to_string(),
+                e.to_string(),
+            )),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::Spec(borboleta::core::SpecIssues(problems)).into());
+    }
+    let opts = MigrateOptions {
+        dry_run,
+        allow_destructive,
+    };
+    let plan = migrate::plan(&specs, opts).await?;
+    let mut log = Vec::new();
+    let now = chrono::Utc::now();
+    let entry = |step: &migrate::Step, statement: String, status: &str| {
+        serde_json::json!({
+            "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "spec": step.spec.display().to_string(),
+            "feature_set": step.feature_set,
+            "target": step.target,
+            "statement": statement,
+            "status": status,
+        })
+    };
+    for step in &plan.steps {
+        println!(
+            "-- {}: feature set {} -> {}",
+            step.spec.display(),
+            step.feature_set,
+            step.target
+        );
+        if step.notes.is_empty() && step.actions.is_empty() {
+            println!("--   up to date");
+        }
+        for n in &step.notes {
+            println!("--   {n}");
+        }
+        if dry_run {
+            for a in &step.actions {
+                println!("{}", a.text());
+                log.push(entry(step, a.text(), "dry-run"));
+            }
+        }
+    }
+    if dry_run {
+        let n: usize = plan.steps.iter().map(|s| s.actions.len()).sum();
+        println!("dry run: {n} statement(s), nothing applied");
+    } else {
+        let result = migrate::apply(&plan, |step, a| {
+            println!("{}", a.text());
+            log.push(entry(step, a.text(), "applied"));
+        })
+        .await;
+        match result {
+            Ok(n) => println!("applied {n} statement(s)"),
+            Err(e) => {
+                write_migration_log(write_logs.as_deref(), now, &log)?;
+                return Err(e.into());
+            }
+        }
+    }
+    write_migration_log(write_logs.as_deref(), now, &log)
+}
+
+/// Writes the migration log (`--write-logs`), if asked.
+fn write_migration_log(
+    path: Option<&Path>,
+    now: chrono::DateTime<chrono::Utc>,
+    log: &[serde_json::Value],
+) -> anyhow::Result<()> {
+    let Some(path) = path else { return Ok(()) };
+    let path = if path.as_os_str().is_empty() {
+        PathBuf::from("migration-logs").join(format!("{}.jsonl", now.format("%Y-%m-%dT%H-%M-%SZ")))
+    } else {
+        path.to_path_buf()
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut text = String::new();
+    for l in log {
+        text.push_str(&l.to_string());
+        text.push('\n');
+    }
+    std::fs::write(&path, text)?;
+    eprintln!("migration log: {}", path.display());
+    Ok(())
 }
 
 /// `column=value[,column=value]` per key.

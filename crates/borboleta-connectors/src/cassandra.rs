@@ -65,6 +65,8 @@ pub struct CassandraConfig {
     pub write_consistency: Consistency,
     /// Create the keyspace if missing.
     pub create_keyspace: bool,
+    /// TLS: the CA file (PEM) the nodes' certificates are verified against.
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for CassandraConfig {
@@ -73,6 +75,7 @@ impl std::fmt::Debug for CassandraConfig {
             .field("hosts", &self.hosts)
             .field("keyspace", &self.keyspace)
             .field("local_dc", &self.local_dc)
+            .field("tls_ca_file", &self.tls_ca_file)
             .field("user", &self.credentials.as_ref().map(|(u, _)| u))
             .finish_non_exhaustive() // the password is never printed
     }
@@ -153,17 +156,130 @@ impl CassandraConfig {
                 write.as_deref().unwrap_or("LOCAL_QUORUM"),
             )?,
             create_keyspace: spec.create_keyspace,
+            tls_ca_file: spec.tls.as_ref().map(|t| t.ca_file.clone().into()),
         })
     }
 }
 
-/// CQL identifier quoting (names are also checked by the spec validation).
+/// CQL identifier quoting (names are checked by [`check_name`] first).
 fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// Checks a name before it goes into CQL: keyspaces and tables are Cassandra's
+/// `[A-Za-z0-9_]{1,48}`; a column is any non-empty name without control characters (it is
+/// always quoted).
+pub fn check_name(what: &str, name: &str) -> Result<()> {
+    let ok = match what {
+        "keyspace" | "table" => {
+            !name.is_empty() && name.len() <= 48 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        }
+        _ => !name.is_empty() && !name.chars().any(char::is_control),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::spec(
+            "cassandra",
+            format!("`{name}` is not a valid Cassandra {what} name"),
+        ))
+    }
+}
+
+/// `"keyspace"."table"`, both checked.
+fn table_ref(keyspace: &str, table: &str) -> Result<String> {
+    check_name("keyspace", keyspace)?;
+    check_name("table", table)?;
+    Ok(format!("{}.{}", quote(keyspace), quote(table)))
+}
+
+/// `CREATE KEYSPACE IF NOT EXISTS` with SimpleStrategy and replication factor 1 (local use).
+pub fn create_keyspace_cql(keyspace: &str) -> Result<String> {
+    check_name("keyspace", keyspace)?;
+    Ok(format!(
+        "CREATE KEYSPACE IF NOT EXISTS {} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}",
+        quote(keyspace)
+    ))
+}
+
+/// `CREATE TABLE IF NOT EXISTS` with `columns` (name, CQL type) and every key in the partition
+/// key `((k1, k2))`.
+pub fn create_table_cql(keyspace: &str, table: &str, columns: &[(String, String)], keys: &[String]) -> Result<String> {
+    let mut cols = Vec::new();
+    for (name, t) in columns {
+        check_name("column", name)?;
+        cols.push(format!("{} {t}", quote(name)));
+    }
+    for k in keys {
+        check_name("column", k)?;
+    }
+    let pk: Vec<String> = keys.iter().map(|k| quote(k)).collect();
+    Ok(format!(
+        "CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY (({})))",
+        table_ref(keyspace, table)?,
+        cols.join(", "),
+        pk.join(", ")
+    ))
+}
+
+/// `ALTER TABLE … ADD "column" type`.
+pub fn add_column_cql(keyspace: &str, table: &str, column: &str, cql_type: &str) -> Result<String> {
+    check_name("column", column)?;
+    Ok(format!(
+        "ALTER TABLE {} ADD {} {cql_type}",
+        table_ref(keyspace, table)?,
+        quote(column)
+    ))
+}
+
+/// `DROP TABLE IF EXISTS …`.
+pub fn drop_table_cql(keyspace: &str, table: &str) -> Result<String> {
+    Ok(format!("DROP TABLE IF EXISTS {}", table_ref(keyspace, table)?))
+}
+
+/// Whether a live column type (`system_schema`) is the type wanted (`varchar` is `text`).
+pub fn same_cql_type(have: &str, want: &str) -> bool {
+    have.eq_ignore_ascii_case(want) || (have == "varchar" && want == "text")
+}
+
+/// The CQL type of each column of `schema` (an error names a column with no CQL type).
+pub fn cql_columns(schema: &Schema) -> Result<Vec<(String, String)>> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| {
+            cql_type(f.data_type()).map(|t| (f.name().clone(), t)).ok_or_else(|| {
+                Error::spec(
+                    "feature_set",
+                    format!("column `{}`: type {} has no Cassandra type", f.name(), f.data_type()),
+                )
+            })
+        })
+        .collect()
+}
+
+/// A column of a live Cassandra table, from `system_schema.columns`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveColumn {
+    /// Name.
+    pub name: String,
+    /// CQL type, as `system_schema` writes it (`bigint`, `list<text>`, ...).
+    pub cql_type: String,
+    /// `partition_key`, `clustering`, `regular` or `static`.
+    pub kind: String,
+    /// Position within the partition key or the clustering columns (-1 for the others).
+    pub position: i32,
+}
+
+impl LiveColumn {
+    /// Part of the primary key.
+    pub fn is_key(&self) -> bool {
+        self.kind == "partition_key" || self.kind == "clustering"
+    }
+}
+
 /// The CQL type of an Arrow type.
-fn cql_type(t: &DataType) -> Option<String> {
+pub fn cql_type(t: &DataType) -> Option<String> {
     Some(match t {
         DataType::Int64 => "bigint".into(),
         DataType::Int32 => "int".into(),
@@ -242,6 +358,32 @@ fn cql_to_json(v: &CqlValue) -> serde_json::Value {
     }
 }
 
+/// A rustls client configuration that trusts the certificates of the PEM file `ca` (and no
+/// other root). The driver verifies each node's certificate for the IP address it connects to.
+fn tls_config(ca: &std::path::Path) -> Result<Arc<rustls::ClientConfig>> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let bad = |e: &dyn std::fmt::Display| {
+        Error::spec(
+            "cassandra.tls.ca_file",
+            format!("cannot read the CA file {}: {e}", ca.display()),
+        )
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| bad(&e))? {
+        roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+    }
+    if roots.is_empty() {
+        return Err(bad(&"no certificate in it"));
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Internal(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 /// A connection to Cassandra and one keyspace.
 pub struct CassandraOnlineStore {
     config: CassandraConfig,
@@ -279,18 +421,19 @@ impl CassandraOnlineStore {
                 if let Some(dc) = &c.local_dc {
                     b = b.prefer_datacenter(dc.clone());
                 }
+                if let Some(ca) = &c.tls_ca_file {
+                    b = b.tls_context(Some(tls_config(ca)?));
+                }
                 let session = b.build().await.map_err(|e| {
-                    cass_err(&format!("cannot connect to Cassandra at {}", c.hosts.join(",")), true, e)
+                    cass_err(
+                        &format!("cannot connect to Cassandra at {}", c.hosts.join(",")),
+                        true,
+                        e,
+                    )
                 })?;
                 if c.create_keyspace {
                     session
-                        .query_unpaged(
-                            format!(
-                                "CREATE KEYSPACE IF NOT EXISTS {} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}",
-                                quote(&c.keyspace)
-                            ),
-                            (),
-                        )
+                        .query_unpaged(create_keyspace_cql(&c.keyspace)?, ())
                         .await
                         .map_err(|e| driver_err("cannot create the keyspace", e))?;
                 }
@@ -304,53 +447,101 @@ impl CassandraOnlineStore {
         format!("{}.{}", quote(&self.config.keyspace), quote(table))
     }
 
-    /// Creates the table for feature rows of `schema` keyed by `keys` if it does not exist:
-    /// a composite partition key `((k1, k2))`, one column per feature.
-    pub async fn ensure_table(&self, table: &str, schema: &Schema, keys: &[String]) -> Result<()> {
-        let mut cols = Vec::new();
-        for f in schema.fields() {
-            let t = cql_type(f.data_type()).ok_or_else(|| {
-                Error::spec(
-                    "feature_set",
-                    format!("column `{}`: type {} has no Cassandra type", f.name(), f.data_type()),
-                )
-            })?;
-            cols.push(format!("{} {t}", quote(f.name())));
-        }
-        let pk: Vec<String> = keys.iter().map(|k| quote(k)).collect();
-        let cql = format!(
-            "CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY (({})))",
-            self.table_ref(table),
-            cols.join(", "),
-            pk.join(", ")
-        );
+    /// The keyspace.
+    pub fn keyspace(&self) -> &str {
+        &self.config.keyspace
+    }
+
+    /// The contact points, for messages.
+    pub fn hosts(&self) -> String {
+        self.config.hosts.join(",")
+    }
+
+    /// Runs one schema statement (`CREATE`, `ALTER`, `DROP`).
+    pub async fn execute_ddl(&self, cql: &str) -> Result<()> {
         self.session()
             .await?
             .query_unpaged(cql, ())
             .await
-            .map_err(|e| driver_err(&format!("cannot create table {table}"), e))?;
-        // Butterfree's CassandraTableSchemaCompatibilityHook: an existing table (Butterfree's, or
-        // an earlier run's) must have every column with the same type
-        let existing = self.column_types(table).await?;
-        let problems: Vec<String> = schema
-            .fields()
+            .map_err(|e| driver_err(&format!("`{cql}` failed"), e))?;
+        Ok(())
+    }
+
+    /// Whether the keyspace exists.
+    pub async fn keyspace_exists(&self) -> Result<bool> {
+        let result = self
+            .session()
+            .await?
+            .query_unpaged(
+                "SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = ?",
+                (&self.config.keyspace,),
+            )
+            .await
+            .map_err(|e| cass_err("cannot read system_schema", true, e))?;
+        let rows = result
+            .into_rows_result()
+            .map_err(|e| cass_err("system_schema", false, e))?;
+        Ok(rows.rows_num() > 0)
+    }
+
+    /// The columns of `table` from `system_schema.columns`, or `None` when it does not exist.
+    /// This is the one schema reader of the writer's compatibility check and of migrations.
+    pub async fn live_table(&self, table: &str) -> Result<Option<Vec<LiveColumn>>> {
+        let session = self.session().await?;
+        let result = session
+            .query_unpaged(
+                "SELECT column_name, type, kind, position FROM system_schema.columns \
+                 WHERE keyspace_name = ? AND table_name = ?",
+                (&self.config.keyspace, table),
+            )
+            .await
+            .map_err(|e| cass_err("cannot read system_schema", true, e))?;
+        let rows = result
+            .into_rows_result()
+            .map_err(|e| cass_err("system_schema", false, e))?;
+        let mut out = Vec::new();
+        for r in rows
+            .rows::<(String, String, String, i32)>()
+            .map_err(|e| cass_err("system_schema", false, e))?
+        {
+            let (name, cql_type, kind, position) = r.map_err(|e| cass_err("system_schema", false, e))?;
+            out.push(LiveColumn {
+                name,
+                cql_type,
+                kind,
+                position,
+            });
+        }
+        Ok((!out.is_empty()).then_some(out))
+    }
+
+    /// Creates the table for feature rows of `schema` keyed by `keys` if it does not exist
+    /// (a composite partition key `((k1, k2))`), then checks that the table has every column
+    /// with the same type (Butterfree's `CassandraTableSchemaCompatibilityHook`).
+    pub async fn ensure_table(&self, table: &str, schema: &Schema, keys: &[String]) -> Result<()> {
+        let columns = cql_columns(schema)?;
+        let live = match self.live_table(table).await? {
+            Some(live) => live,
+            None => {
+                self.execute_ddl(&create_table_cql(&self.config.keyspace, table, &columns, keys)?)
+                    .await?;
+                self.live_table(table).await?.unwrap_or_default()
+            }
+        };
+        let problems: Vec<String> = columns
             .iter()
-            .filter_map(|f| {
-                let want = cql_type(f.data_type())?;
-                match existing.iter().find(|(c, _)| c == f.name()) {
-                    Some((_, have)) if have.eq_ignore_ascii_case(&want) || (have == "varchar" && want == "text") => {
-                        None
-                    }
-                    Some((_, have)) => Some(format!("`{}` is {have} in the table, {want} here", f.name())),
-                    None => Some(format!("`{}` is not in the table", f.name())),
-                }
+            .filter_map(|(name, want)| match live.iter().find(|c| &c.name == name) {
+                Some(c) if same_cql_type(&c.cql_type, want) => None,
+                Some(c) => Some(format!("`{name}` is {} in the table, {want} here", c.cql_type)),
+                None => Some(format!("`{name}` is not in the table")),
             })
             .collect();
         if !problems.is_empty() {
             return Err(Error::spec(
                 "writers",
                 format!(
-                    "the feature rows do not fit the existing Cassandra table {}.{table}: {}",
+                    "the feature rows do not fit the existing Cassandra table {}.{table}: {} \
+                     (`borboleta migrate apply` adds missing columns)",
                     self.config.keyspace,
                     problems.join("; ")
                 ),
@@ -529,34 +720,16 @@ impl CassandraOnlineStore {
 
     /// Column names and CQL types of `table`, from `system_schema`.
     pub async fn column_types(&self, table: &str) -> Result<Vec<(String, String)>> {
-        let session = self.session().await?;
-        let result = session
-            .query_unpaged(
-                "SELECT column_name, type FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?",
-                (&self.config.keyspace, table),
-            )
-            .await
-            .map_err(|e| cass_err("cannot read system_schema", true, e))?;
-        let rows = result
-            .into_rows_result()
-            .map_err(|e| cass_err("system_schema", false, e))?;
-        let mut out = Vec::new();
-        for r in rows
-            .rows::<(String, String)>()
-            .map_err(|e| cass_err("system_schema", false, e))?
-        {
-            out.push(r.map_err(|e| cass_err("system_schema", false, e))?);
-        }
-        if out.is_empty() {
-            return Err(Error::spec(
+        match self.live_table(table).await? {
+            Some(cols) => Ok(cols.into_iter().map(|c| (c.name, c.cql_type)).collect()),
+            None => Err(Error::spec(
                 "online_feature_store",
                 format!(
                     "Cassandra has no table {}.{table} yet: run the pipeline first",
                     self.config.keyspace
                 ),
-            ));
+            )),
         }
-        Ok(out)
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
 use arrow::compute::take_record_batch;
-use arrow::datatypes::{DataType, Int32Type, SchemaRef};
+use arrow::datatypes::{DataType, Int32Type, Schema, SchemaRef};
 use async_trait::async_trait;
 use borboleta_core::{HistoricalWriterSpec, WriteMode};
 use borboleta_engine::latest::Rejected;
@@ -147,10 +147,22 @@ pub fn table_dir(root: &Path, entity: &str, name: &str) -> PathBuf {
     root.join("historical").join(entity).join(name)
 }
 
-/// Butterfree's `SparkTableSchemaCompatibilityHook`: every column of `schema` must be in the
-/// existing table (the schema of one of its Parquet files) with the same type. A table with no
-/// file yet accepts anything.
-fn check_schema(table: &Path, schema: &SchemaRef) -> Result<()> {
+/// The file with the table's declared schema, written by `borboleta migrate apply` (a Parquet
+/// file with no rows; readers skip names starting with `_`).
+pub const SCHEMA_FILE: &str = "_borboleta_schema.parquet";
+
+/// How feature rows of a schema differ from an existing historical table.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct HistoricalSchemaDiff {
+    /// Columns of the rows that the table does not have (name, type).
+    pub added: Vec<(String, DataType)>,
+    /// Columns with another type: (name, in the table, in the rows).
+    pub retyped: Vec<(String, DataType, DataType)>,
+}
+
+/// The existing table's schema: its schema file if a migration wrote one, else the schema of
+/// its first Parquet file; `None` for a table with no file yet.
+pub fn table_schema(table: &Path) -> Result<Option<SchemaRef>> {
     fn first_parquet(dir: &Path) -> Option<PathBuf> {
         let mut entries: Vec<_> = fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).collect();
         entries.sort();
@@ -172,36 +184,72 @@ fn check_schema(table: &Path, schema: &SchemaRef) -> Result<()> {
         }
         None
     }
-    let Some(file) = first_parquet(table) else {
-        return Ok(());
+    let declared = table.join(SCHEMA_FILE);
+    let Some(file) = declared.is_file().then_some(declared).or_else(|| first_parquet(table)) else {
+        return Ok(None);
     };
     let f = File::open(&file).map_err(|e| io("cannot open parquet file", e))?;
-    let existing = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+    let schema = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
         .map_err(|e| io("cannot read parquet schema", e))?
         .schema()
         .clone();
-    let problems: Vec<String> = schema
-        .fields()
+    Ok(Some(schema))
+}
+
+/// How `schema` differs from the existing table (`None`: no table yet).
+pub fn schema_diff(table: &Path, schema: &Schema) -> Result<Option<HistoricalSchemaDiff>> {
+    let Some(existing) = table_schema(table)? else {
+        return Ok(None);
+    };
+    let mut diff = HistoricalSchemaDiff::default();
+    for f in schema.fields() {
+        match existing.field_with_name(f.name()) {
+            Ok(e) if e.data_type() == f.data_type() => {}
+            Ok(e) => diff
+                .retyped
+                .push((f.name().clone(), e.data_type().clone(), f.data_type().clone())),
+            Err(_) => diff.added.push((f.name().clone(), f.data_type().clone())),
+        }
+    }
+    Ok(Some(diff))
+}
+
+/// Records `schema` as the table's declared schema (what `migrate apply` does when the feature
+/// set gained columns): later runs check their rows against it.
+pub fn write_table_schema(table: &Path, schema: &SchemaRef) -> Result<()> {
+    fs::create_dir_all(table).map_err(|e| io(&format!("cannot create {}", table.display()), e))?;
+    let tmp = table.join(format!(".{SCHEMA_FILE}.tmp"));
+    let f = File::create(&tmp).map_err(|e| io("cannot write the schema file", e))?;
+    let mut w = parquet::arrow::ArrowWriter::try_new(f, Arc::clone(schema), None)
+        .map_err(|e| io("cannot write the schema file", e))?;
+    w.write(&RecordBatch::new_empty(Arc::clone(schema)))
+        .map_err(|e| io("cannot write the schema file", e))?;
+    w.close().map_err(|e| io("cannot write the schema file", e))?;
+    fs::rename(&tmp, table.join(SCHEMA_FILE)).map_err(|e| io("cannot write the schema file", e))?;
+    Ok(())
+}
+
+/// Butterfree's `SparkTableSchemaCompatibilityHook`: every column of `schema` must be in the
+/// existing table with the same type. A table with no file yet accepts anything.
+fn check_schema(table: &Path, schema: &SchemaRef) -> Result<()> {
+    let Some(diff) = schema_diff(table, schema)? else {
+        return Ok(());
+    };
+    let mut problems: Vec<String> = diff
+        .retyped
         .iter()
-        .filter_map(|f| match existing.field_with_name(f.name()) {
-            Ok(e) if e.data_type() == f.data_type() => None,
-            Ok(e) => Some(format!(
-                "`{}` is {} in the table, {} here",
-                f.name(),
-                e.data_type(),
-                f.data_type()
-            )),
-            Err(_) => Some(format!("`{}` is not in the table", f.name())),
-        })
+        .map(|(n, have, want)| format!("`{n}` is {have} in the table, {want} here"))
         .collect();
+    problems.extend(diff.added.iter().map(|(n, _)| format!("`{n}` is not in the table")));
     if problems.is_empty() {
         return Ok(());
     }
     Err(Error::spec(
         "writers",
         format!(
-            "the feature rows do not fit the existing historical table {}: {} (write a new table, \
-             overwrite it with `mode: overwrite`, or set `check_schema: false`)",
+            "the feature rows do not fit the existing historical table {}: {} (`borboleta migrate \
+             apply` records new columns; otherwise write a new table, overwrite it with `mode: \
+             overwrite`, or set `check_schema: false`)",
             table.display(),
             problems.join("; ")
         ),

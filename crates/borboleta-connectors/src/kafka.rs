@@ -24,7 +24,7 @@ use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
@@ -524,6 +524,34 @@ impl StreamReader for KafkaStream {
 
     async fn wait_for_data(&self, timeout: Duration) {
         tokio::time::sleep(timeout.min(Duration::from_millis(20))).await;
+    }
+
+    /// Commits the end of the committed ranges to the consumer group (`group.id`, by default
+    /// `borboleta-<reader id>`), so that the usual tools show the stream's lag. Never read back:
+    /// positions come from the checkpoint.
+    async fn committed(&self, ranges: &[&Value]) {
+        let mut ends: BTreeMap<String, i64> = BTreeMap::new();
+        for r in ranges {
+            let Ok(r) = Self::range_of(r) else { continue };
+            for (tp, (_, end)) in r {
+                let e = ends.entry(tp).or_insert(end);
+                *e = (*e).max(end);
+            }
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (tp, end) in &ends {
+            if let Ok((t, p)) = parse_tp(tp) {
+                let _ = tpl.add_partition_offset(t, p, Offset::Offset(*end));
+            }
+        }
+        let Ok(consumer) = self.consumer() else { return };
+        let id = self.spec.id.clone();
+        let done = tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync)).await;
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(reader = %id, "cannot commit offsets to the consumer group (lag only): {e}"),
+            Err(e) => tracing::warn!(reader = %id, "offset commit task: {e}"),
+        }
     }
 
     fn position_at_time(&self, time: DateTime<Utc>) -> Result<Value> {

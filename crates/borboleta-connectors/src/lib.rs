@@ -12,6 +12,8 @@ pub mod file_stream;
 pub mod historical;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "kafka")]
+pub mod kafka_writer;
 pub mod online;
 
 #[cfg(feature = "cassandra")]
@@ -21,4 +23,6 @@ pub use file_stream::FileStream;
 pub use historical::HistoricalWriter;
 #[cfg(feature = "kafka")]
 pub use kafka::KafkaReader;
+#[cfg(feature = "kafka")]
+pub use kafka_writer::KafkaOnlineWriter;
 pub use online::{EmbeddedOnlineStore, EmbeddedOnlineWriter};

@@ -111,8 +111,23 @@ impl FeatureSetPipelineSpec {
                         *v = expand(v, env, &format!("writers[{i}].cassandra.{field}"), issues);
                     }
                 }
+                if let Some(t) = &mut c.tls {
+                    t.ca_file = expand(&t.ca_file, env, &format!("writers[{i}].cassandra.tls.ca_file"), issues);
+                }
                 if let Some(OneOrMany::One(h)) = &mut c.hosts {
                     *h = expand(h, env, &format!("writers[{i}].cassandra.hosts"), issues);
+                }
+            }
+            if let WriterSpec::OnlineFeatureStore(o) = w
+                && let Some(k) = &mut o.kafka
+            {
+                for (field, v) in [("topic", &mut k.topic), ("connection_string", &mut k.connection_string)] {
+                    if let Some(v) = v {
+                        *v = expand(v, env, &format!("writers[{i}].kafka.{field}"), issues);
+                    }
+                }
+                for (name, v) in k.options.iter_mut() {
+                    *v = expand(v, env, &format!("writers[{i}].kafka.options.{name}"), issues);
                 }
             }
             let p = match w {

@@ -840,6 +840,7 @@ impl Default for TimestampFeatureSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
+#[allow(clippy::large_enum_variant)] // a handful per spec, parsed once
 pub enum WriterSpec {
     /// Butterfree's `HistoricalFeatureStoreWriter`.
     HistoricalFeatureStore(HistoricalWriterSpec),
@@ -960,6 +961,11 @@ pub struct OnlineWriterSpec {
     /// environment variables: `cassandra: {}` takes everything from them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cassandra: Option<CassandraConfigSpec>,
+    /// Publish the feature rows to a Kafka topic instead (Butterfree's `KafkaConfig`): each row
+    /// as a JSON object, keyed by the feature set keys. `kafka: {}` takes everything from the
+    /// defaults and `KAFKA_CONSUMER_CONNECTION_STRING`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<KafkaWriterConfigSpec>,
     /// Seconds a written row lives, counted from its event time (`USING TTL` = ttl − age; rows
     /// already older are not written). Default: forever. Cassandra only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -998,6 +1004,50 @@ pub struct CassandraConfigSpec {
     /// and tests. Default: false (production keyspaces are made by their operators).
     #[serde(default)]
     pub create_keyspace: bool,
+    /// TLS to the cluster (`tls: {ca_file: ca.pem}`): every connection is encrypted and the
+    /// nodes' certificates are verified against the CA file, for the address connected to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<CassandraTlsSpec>,
+}
+
+/// TLS settings of the Cassandra connection.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CassandraTlsSpec {
+    /// PEM file with the CA certificate(s) that signed the nodes' certificates, relative to the
+    /// spec's folder.
+    pub ca_file: String,
+}
+
+/// Butterfree's `KafkaConfig` for the online writer.
+#[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaWriterConfigSpec {
+    /// Topic. Default: the online table's name (the feature set, or the entity with
+    /// `write_to_entity`), as in Butterfree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// Bootstrap servers (`host:port,...`). Default: `KAFKA_CONSUMER_CONNECTION_STRING`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_string: Option<String>,
+    /// librdkafka producer settings passed through (`security.protocol`, `sasl.*`, `linger.ms`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for KafkaWriterConfigSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let options: BTreeMap<&str, &str> = self
+            .options
+            .iter()
+            .map(|(k, v)| (k.as_str(), if is_secret_setting(k) { "***" } else { v.as_str() }))
+            .collect();
+        f.debug_struct("KafkaWriterConfigSpec")
+            .field("topic", &self.topic)
+            .field("connection_string", &self.connection_string)
+            .field("options", &options)
+            .finish()
+    }
 }
 
 impl OnlineWriterSpec {
@@ -1266,6 +1316,7 @@ impl fmt::Debug for CassandraConfigSpec {
             .field("read_consistency", &self.read_consistency)
             .field("write_consistency", &self.write_consistency)
             .field("create_keyspace", &self.create_keyspace)
+            .field("tls", &self.tls)
             .finish()
     }
 }

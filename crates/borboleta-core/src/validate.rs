@@ -250,6 +250,17 @@ pub fn validate(spec: &FeatureSetPipelineSpec) -> SpecIssues {
             if o.max_future_skew_seconds.is_some_and(|s| s < 0) {
                 issues.push(format!("writers[{i}].max_future_skew_seconds"), "must not be negative");
             }
+            if o.cassandra.is_some() && o.kafka.is_some() {
+                issues.push(
+                    format!("writers[{i}]"),
+                    "an online writer writes to Cassandra or to Kafka, not both: declare two writers",
+                );
+            }
+            if let Some(k) = &o.kafka
+                && k.topic.as_deref().is_some_and(|t| t.trim().is_empty())
+            {
+                issues.push(format!("writers[{i}].kafka.topic"), "must not be empty");
+            }
             if o.ttl_seconds.is_some() && o.cassandra.is_none() {
                 issues.push(
                     format!("writers[{i}].ttl_seconds"),

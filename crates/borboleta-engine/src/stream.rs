@@ -83,6 +83,10 @@ pub trait StreamReader: Debug + Send + Sync {
     /// The position at which everything older than `time` counts as processed (for
     /// `checkpoint reset --to-time`).
     fn position_at_time(&self, time: DateTime<Utc>) -> Result<Value>;
+    /// Told after `commits/N` is recorded, with the ranges of the epochs it committed, oldest
+    /// first (Kafka commits the offsets to its consumer group there, for lag monitoring). The
+    /// checkpoint stays the truth: this is only a report, and a failure is only logged.
+    async fn committed(&self, _ranges: &[&Value]) {}
 }
 
 /// Called after each committed epoch.
@@ -759,6 +763,16 @@ impl StreamLoop {
             })?;
         }
         failpoint("after_commit", durable);
+        for (r, _) in &self.parts.streams {
+            let ranges: Vec<&Value> = self
+                .uncommitted
+                .range(..=durable)
+                .filter_map(|(_, (_, rec))| rec.ranges.get(r.id()))
+                .collect();
+            if !ranges.is_empty() {
+                r.committed(&ranges).await;
+            }
+        }
         self.uncommitted.retain(|e, _| *e > durable);
         self.committed = Some(durable);
         self.status.lock().unwrap_or_else(|e| e.into_inner()).last_committed = Some(durable);

@@ -17,6 +17,7 @@
 #![warn(missing_debug_implementations)]
 
 pub mod describe;
+pub mod migrate;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,7 +26,7 @@ use arrow::array::RecordBatch;
 pub use borboleta_connectors as connectors;
 use borboleta_connectors::{
     CassandraConfig, CassandraOnlineStore, CassandraOnlineWriter, EmbeddedOnlineStore, EmbeddedOnlineWriter,
-    FileReader, HistoricalWriter,
+    FileReader, HistoricalWriter, KafkaOnlineWriter,
 };
 pub use borboleta_core as core;
 use borboleta_core::naming::{HISTORICAL_DEBUG_PREFIX, ONLINE_DEBUG_PREFIX};
@@ -121,8 +122,14 @@ async fn build(spec: FeatureSetPipelineSpec, opts: &PipelineOptions) -> Result<F
                         _ => MemoryMode::LatestPerKey,
                     };
                     writers.push(memory(format!("{ONLINE_DEBUG_PREFIX}{table}"), mode));
+                } else if let Some(k) = &o.kafka {
+                    writers.push(Arc::new(KafkaOnlineWriter::new(
+                        k.clone(),
+                        &table,
+                        o.max_future_skew_seconds.unwrap_or(DEFAULT_MAX_FUTURE_SKEW_SECONDS),
+                    )));
                 } else if let Some(c) = &o.cassandra {
-                    let config = CassandraConfig::resolve(c, &|v| std::env::var(v).ok())?;
+                    let config = cassandra_config(&spec, c)?;
                     writers.push(Arc::new(CassandraOnlineWriter::new(
                         CassandraOnlineStore::new(config),
                         table,
@@ -272,6 +279,22 @@ fn store_root(spec: &FeatureSetPipelineSpec, path: Option<&str>) -> PathBuf {
     }
 }
 
+/// A writer's Cassandra settings, resolved against the environment, with file paths (the TLS
+/// CA file) relative to the spec's folder.
+pub fn cassandra_config(
+    spec: &FeatureSetPipelineSpec,
+    c: &borboleta_core::CassandraConfigSpec,
+) -> Result<CassandraConfig> {
+    let mut config = CassandraConfig::resolve(c, &|v| std::env::var(v).ok())?;
+    if let Some(ca) = &config.tls_ca_file {
+        config.tls_ca_file = Some(PathBuf::from(resolve_path(
+            spec.base_dir.as_deref(),
+            &ca.to_string_lossy(),
+        )));
+    }
+    Ok(config)
+}
+
 /// The embedded online store file of an online writer.
 pub fn online_store_path(spec: &FeatureSetPipelineSpec, o: &OnlineWriterSpec) -> PathBuf {
     match &o.path {
@@ -287,7 +310,7 @@ pub async fn online_get(spec: &FeatureSetPipelineSpec, keys: &[Vec<(String, Stri
     if let Some(o) = first_online_writer(spec)
         && let Some(c) = &o.cassandra
     {
-        let store = CassandraOnlineStore::new(CassandraConfig::resolve(c, &|v| std::env::var(v).ok())?);
+        let store = CassandraOnlineStore::new(cassandra_config(spec, c)?);
         let columns = borboleta_core::output_columns(&spec.feature_set);
         let key_cols = borboleta_core::key_columns(&spec.feature_set);
         return store
@@ -306,7 +329,7 @@ pub async fn online_delete(spec: &FeatureSetPipelineSpec, keys: &[Vec<(String, S
     if let Some(o) = first_online_writer(spec)
         && let Some(c) = &o.cassandra
     {
-        let store = CassandraOnlineStore::new(CassandraConfig::resolve(c, &|v| std::env::var(v).ok())?);
+        let store = CassandraOnlineStore::new(cassandra_config(spec, c)?);
         let key_cols = borboleta_core::key_columns(&spec.feature_set);
         return store
             .delete(&o.table_name(&spec.feature_set), &key_cols, keys, write_ts)
@@ -324,7 +347,11 @@ fn first_online_writer(spec: &FeatureSetPipelineSpec) -> Option<&OnlineWriterSpe
             _ => None,
         })
     };
-    online().find(|o| !o.debug_mode).or_else(|| online().next())
+    // a Kafka writer publishes rows; it is not a store to read back
+    online()
+        .filter(|o| o.kafka.is_none())
+        .find(|o| !o.debug_mode)
+        .or_else(|| online().find(|o| o.kafka.is_none()))
 }
 
 /// The embedded online store and table of the spec's first online writer.

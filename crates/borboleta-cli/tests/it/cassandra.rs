@@ -424,3 +424,450 @@ async fn cassandra_outage_mid_stream_loses_nothing() {
         "memory during the outage: {max_rss} KiB vs {rss_before} KiB before"
     );
 }
+
+/// A batch spec over `events.jsonl` into Cassandra (and a historical table when `historical`).
+fn batch_spec(keyspace: &str, name: &str, entity: &str, features: &[(&str, &str, &str)], extra_writer: &str) -> String {
+    let mut select = vec!["id".to_string(), "ts".to_string()];
+    let mut feats = String::new();
+    for (n, dtype, expr) in features {
+        select.push(format!("{expr} as {n}"));
+        feats.push_str(&format!("    - {{name: {n}, dtype: {dtype}}}\n"));
+    }
+    format!(
+        r#"readers:
+  - {{id: events, type: file, path: events.jsonl, format: json, schema: {{id: bigint, ts: string, a: double, b: string}}}}
+source:
+  query: select {} from events
+feature_set:
+  name: {name}
+  entity: {entity}
+  keys: [{{name: id, dtype: bigint}}]
+  timestamp: {{from_column: ts}}
+  features:
+{feats}writers:
+{extra_writer}  - type: online_feature_store
+    cassandra: {{hosts: '{}', keyspace: {keyspace}, create_keyspace: true}}
+    WRITER_EXTRA
+"#,
+        select.join(", "),
+        cassandra()
+    )
+    .replace("    WRITER_EXTRA\n", "")
+}
+
+async fn session() -> scylla::client::session::Session {
+    SessionBuilder::new().known_node(cassandra()).build().await.unwrap()
+}
+
+/// `column type` of a live table, sorted (empty: no table).
+async fn live_columns(keyspace: &str, table: &str) -> Vec<String> {
+    let rows = session()
+        .await
+        .query_unpaged(
+            "SELECT column_name, type FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?",
+            (keyspace, table),
+        )
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap();
+    let mut out: Vec<String> = rows
+        .rows::<(String, String)>()
+        .unwrap()
+        .map(|r| {
+            let (n, t) = r.unwrap();
+            format!("{n} {t}")
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+async fn count_rows(keyspace: &str, table: &str) -> usize {
+    session()
+        .await
+        .query_unpaged(format!("SELECT id FROM {keyspace}.{table}"), ())
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap()
+        .rows_num()
+}
+
+const HISTORICAL: &str = "  - {type: historical_feature_store}\n";
+
+/// `migrate apply`: create from nothing (dry run first), add a feature, refuse a retype (then
+/// drop and recreate with --allow-destructive), and two feature sets sharing an entity table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_apply_creates_adds_and_refuses_retypes() {
+    let keyspace = format!("it_migrate_{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("events.jsonl"),
+        "{\"id\":1,\"ts\":\"2024-01-01 10:00:00\",\"a\":1.5,\"b\":\"x\"}\n{\"id\":2,\"ts\":\"2024-01-02 10:00:00\",\"a\":2.5,\"b\":\"yy\"}\n",
+    )
+    .unwrap();
+    let v1 = batch_spec(
+        &keyspace,
+        "mig_fs",
+        "user",
+        &[("a", "double", "a"), ("b", "string", "b")],
+        HISTORICAL,
+    );
+    std::fs::write(d.join("spec.yaml"), &v1).unwrap();
+
+    // 1. dry run: the statements, nothing applied
+    let out = run_env(d, &["migrate", "apply", "spec.yaml", "--dry-run"], &[]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains(&format!(
+            "CREATE KEYSPACE IF NOT EXISTS \"{keyspace}\" WITH replication"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "CREATE TABLE IF NOT EXISTS \"{keyspace}\".\"mig_fs\" (\"id\" bigint, \"timestamp\" timestamp, \"a\" double, \"b\" text, PRIMARY KEY ((\"id\")));"
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("no files yet"), "{stdout}");
+    assert!(stdout.contains("dry run: 2 statement(s), nothing applied"), "{stdout}");
+    assert!(live_columns(&keyspace, "mig_fs").await.is_empty(), "nothing applied");
+
+    // 2. apply, with a log
+    let out = run_env(d, &["migrate", "apply", "spec.yaml", "--write-logs", "log.jsonl"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("applied 2 statement(s)"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(
+        live_columns(&keyspace, "mig_fs").await,
+        ["a double", "b text", "id bigint", "timestamp timestamp"]
+    );
+    let log = std::fs::read_to_string(d.join("log.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 2, "{log}");
+    assert!(log.lines().all(|l| l.contains("\"status\":\"applied\"")), "{log}");
+    let out = run_env(d, &["run", "spec.yaml", "--quiet"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(count_rows(&keyspace, "mig_fs").await, 2);
+
+    // 3. a new feature: the run refuses the table until it is migrated
+    let v2 = batch_spec(
+        &keyspace,
+        "mig_fs",
+        "user",
+        &[("a", "double", "a"), ("b", "string", "b"), ("c", "double", "a * 2")],
+        HISTORICAL,
+    );
+    std::fs::write(d.join("spec.yaml"), &v2).unwrap();
+    let out = run_env(d, &["run", "spec.yaml", "--quiet"], &[]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("`c` is not in the table") && err.contains("migrate apply"),
+        "{err}"
+    );
+    let out = run_env(d, &["migrate", "apply", "spec.yaml", "--dry-run"], &[]);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!("ALTER TABLE \"{keyspace}\".\"mig_fs\" ADD \"c\" double;")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("new column `c` (Float64)"),
+        "the historical table's new column: {stdout}"
+    );
+    let out = run_env(d, &["migrate", "apply", "spec.yaml"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run_env(d, &["run", "spec.yaml", "--quiet"], &[]);
+    assert!(
+        out.status.success(),
+        "after the migration the run works: {}",
+        text(&out.stderr)
+    );
+    let out = run_env(
+        d,
+        &["online", "get", "spec.yaml", "--key", "id=2", "--output", "jsonl"],
+        &[],
+    );
+    assert!(text(&out.stdout).contains("\"c\":5.0"), "{}", text(&out.stdout));
+    let out = run_env(d, &["migrate", "apply", "spec.yaml", "--dry-run"], &[]);
+    assert!(
+        text(&out.stdout).contains("dry run: 0 statement(s)"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // 4. a retyped feature: refused (Cassandra and historical both listed), nothing applied
+    let v3 = |historical: &str| {
+        batch_spec(
+            &keyspace,
+            "mig_fs",
+            "user",
+            &[
+                ("a", "double", "a"),
+                ("b", "bigint", "length(b)"),
+                ("c", "double", "a * 2"),
+            ],
+            historical,
+        )
+    };
+    std::fs::write(d.join("spec.yaml"), v3(HISTORICAL)).unwrap();
+    let out = run_env(d, &["migrate", "apply", "spec.yaml", "--allow-destructive"], &[]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("historical") && err.contains("`b` is Utf8 in the table, Int64 in the spec"),
+        "{err}"
+    );
+    std::fs::write(d.join("spec.yaml"), v3("")).unwrap();
+    let out = run_env(d, &["migrate", "apply", "spec.yaml"], &[]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("`b` is text in the table, bigint in the spec") && err.contains("--allow-destructive"),
+        "{err}"
+    );
+    assert!(live_columns(&keyspace, "mig_fs").await.contains(&"b text".to_string()));
+    assert_eq!(count_rows(&keyspace, "mig_fs").await, 2, "nothing applied");
+    // ... then with --allow-destructive: a new, empty table
+    let out = run_env(d, &["migrate", "apply", "spec.yaml", "--allow-destructive"], &[]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("DESTRUCTIVE") && stdout.contains("DROP TABLE IF EXISTS"),
+        "{stdout}"
+    );
+    assert_eq!(
+        live_columns(&keyspace, "mig_fs").await,
+        ["a double", "b bigint", "c double", "id bigint", "timestamp timestamp"]
+    );
+    assert_eq!(count_rows(&keyspace, "mig_fs").await, 0);
+    let out = run_env(d, &["run", "spec.yaml", "--quiet"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run_env(
+        d,
+        &["online", "get", "spec.yaml", "--key", "id=2", "--output", "jsonl"],
+        &[],
+    );
+    assert!(text(&out.stdout).contains("\"b\":2"), "{}", text(&out.stdout));
+
+    // 5. two feature sets writing one entity table: each adds only its own columns
+    let shared = d.join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::copy(d.join("events.jsonl"), shared.join("events.jsonl")).unwrap();
+    let entity_spec = |name: &str, feature: &str, expr: &str| {
+        batch_spec(&keyspace, name, "customer", &[(feature, "double", expr)], "")
+            .replace("    cassandra:", "    write_to_entity: true\n    cassandra:")
+    };
+    std::fs::write(shared.join("fs_x.yaml"), entity_spec("fs_x", "x", "a")).unwrap();
+    std::fs::write(shared.join("fs_y.yaml"), entity_spec("fs_y", "y", "a * 10")).unwrap();
+    let out = run_env(&shared, &["migrate", "apply", ".", "--dry-run"], &[]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains(&format!(
+            "CREATE TABLE IF NOT EXISTS \"{keyspace}\".\"customer\" (\"id\" bigint, \"timestamp\" timestamp, \"x\" double, PRIMARY KEY ((\"id\")));"
+        )) && stdout.contains(&format!("ALTER TABLE \"{keyspace}\".\"customer\" ADD \"y\" double;")),
+        "{stdout}"
+    );
+    let out = run_env(&shared, &["migrate", "apply", "."], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for spec in ["fs_x.yaml", "fs_y.yaml"] {
+        let out = run_env(&shared, &["run", spec, "--quiet"], &[]);
+        assert!(out.status.success(), "{spec}: {}", text(&out.stderr));
+    }
+    let rows = session()
+        .await
+        .query_unpaged(format!("SELECT id, x, y FROM {keyspace}.customer WHERE id = 2"), ())
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap();
+    let (id, x, y) = rows.single_row::<(i64, Option<f64>, Option<f64>)>().unwrap();
+    assert_eq!(
+        (id, x, y),
+        (2, Some(2.5), Some(25.0)),
+        "both feature sets' columns in one row"
+    );
+    let out = run_env(&shared, &["migrate", "apply", "."], &[]);
+    assert!(
+        text(&out.stdout).contains("applied 0 statement(s)"),
+        "{}",
+        text(&out.stdout)
+    );
+    session()
+        .await
+        .query_unpaged(format!("DROP KEYSPACE {keyspace}"), ())
+        .await
+        .unwrap();
+}
+
+/// `ttl_seconds` counts from the event time: a recent row lives ttl − age, an expired one is
+/// not written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cassandra_ttl_counts_from_the_event_time() {
+    let keyspace = format!("it_ttl_{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let now = chrono::Utc::now();
+    let at = |secs: i64| {
+        (now - chrono::Duration::seconds(secs))
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string()
+    };
+    std::fs::write(
+        d.join("events.jsonl"),
+        format!(
+            "{{\"id\":1,\"ts\":\"{}\",\"a\":1.0,\"b\":\"recent\"}}\n{{\"id\":2,\"ts\":\"{}\",\"a\":2.0,\"b\":\"old\"}}\n",
+            at(600),
+            at(7200)
+        ),
+    )
+    .unwrap();
+    let spec = batch_spec(
+        &keyspace,
+        "ttl_fs",
+        "user",
+        &[("a", "double", "a"), ("b", "string", "b")],
+        "",
+    )
+    .replace("    cassandra:", "    ttl_seconds: 3600\n    cassandra:");
+    std::fs::write(d.join("spec.yaml"), spec).unwrap();
+    let out = run_env(d, &["run", "spec.yaml"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows = session()
+        .await
+        .query_unpaged(format!("SELECT id, TTL(a) FROM {keyspace}.ttl_fs"), ())
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap();
+    let rows: Vec<(i64, Option<i32>)> = rows.rows::<(i64, Option<i32>)>().unwrap().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 1, "the expired row is not written: {rows:?}");
+    let (id, ttl) = rows[0];
+    assert_eq!(id, 1);
+    let ttl = ttl.unwrap();
+    assert!((2900..=3000).contains(&ttl), "ttl − age ≈ 3000 s, got {ttl}");
+    session()
+        .await
+        .query_unpaged(format!("DROP KEYSPACE {keyspace}"), ())
+        .await
+        .unwrap();
+}
+
+/// The CA of the TLS endpoints of `scripts/services` (`$BORBOLETA_SERVICES_RUN/tls/ca.pem`).
+pub(crate) fn services_ca() -> std::path::PathBuf {
+    let run = std::env::var("BORBOLETA_SERVICES_RUN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            let cache = std::env::var("BORBOLETA_CACHE")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|_| std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/borboleta"));
+            cache.join("services/run")
+        });
+    let ca = run.join("tls/ca.pem");
+    assert!(
+        ca.is_file(),
+        "{} is missing: scripts/services up cassandra",
+        ca.display()
+    );
+    ca
+}
+
+/// `cassandra.tls`: the writes go over TLS, verified against the services' CA; another CA is
+/// refused with a clear error naming the host, exit 1, and nothing written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cassandra_over_tls_verifies_the_node() {
+    let keyspace = format!("it_tls_{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("events.jsonl"),
+        "{\"id\":1,\"ts\":\"2024-01-01 10:00:00\",\"a\":1.5,\"b\":\"x\"}\n{\"id\":2,\"ts\":\"2024-01-02 10:00:00\",\"a\":2.5,\"b\":\"yy\"}\n",
+    )
+    .unwrap();
+    // a self-signed CA of our own, which did not sign the node's certificate
+    let other = d.join("other-ca.pem");
+    let out = std::process::Command::new("keytool")
+        .args([
+            "-genkeypair",
+            "-alias",
+            "x",
+            "-keyalg",
+            "EC",
+            "-dname",
+            "CN=other",
+            "-ext",
+            "bc:c",
+        ])
+        .args([
+            "-keystore",
+            &d.join("other.p12").to_string_lossy(),
+            "-storepass",
+            "changeit",
+            "-storetype",
+            "PKCS12",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = std::process::Command::new("keytool")
+        .args(["-exportcert", "-rfc", "-alias", "x", "-storepass", "changeit"])
+        .args([
+            "-keystore",
+            &d.join("other.p12").to_string_lossy(),
+            "-file",
+            &other.to_string_lossy(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let spec = |ca: &Path| {
+        batch_spec(
+            &keyspace,
+            "tls_fs",
+            "user",
+            &[("a", "double", "a"), ("b", "string", "b")],
+            "",
+        )
+        .replace(
+            "create_keyspace: true}",
+            &format!("create_keyspace: true, tls: {{ca_file: '{}'}}}}", ca.display()),
+        )
+    };
+    std::fs::write(d.join("spec.yaml"), spec(&other)).unwrap();
+    let out = run_env(d, &["run", "spec.yaml"], &[]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("cannot connect to Cassandra at {}", cassandra())),
+        "{err}"
+    );
+    assert!(live_columns(&keyspace, "tls_fs").await.is_empty(), "nothing written");
+
+    std::fs::write(d.join("spec.yaml"), spec(&services_ca())).unwrap();
+    let out = run_env(d, &["run", "spec.yaml"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(count_rows(&keyspace, "tls_fs").await, 2);
+    let out = run_env(
+        d,
+        &["online", "get", "spec.yaml", "--key", "id=2", "--output", "jsonl"],
+        &[],
+    );
+    assert!(
+        text(&out.stdout).contains("\"b\":\"yy\""),
+        "read back over TLS: {}",
+        text(&out.stdout)
+    );
+    session()
+        .await
+        .query_unpaged(format!("DROP KEYSPACE {keyspace}"), ())
+        .await
+        .unwrap();
+}

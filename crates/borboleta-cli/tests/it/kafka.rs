@@ -141,6 +141,46 @@ async fn kafka_stream_to_online_store_equals_batch_and_resumes() {
     assert_eq!(hist.len(), 370, "no event lost or duplicated across the restart");
     assert_eq!(hist, ref_hist);
     assert_eq!(online, ref_online);
+
+    // the committed offsets are in the reader's consumer group (for lag tools): every partition
+    // at its end, as everything is committed
+    let committed = group_offsets("borboleta-events", &topic, 3);
+    let ends = end_offsets(&topic, 3);
+    assert_eq!(committed, ends, "group offsets = end of the topic");
+    assert_eq!(ends.iter().sum::<i64>(), 250 + 4 + 120);
+}
+
+/// The offsets committed to `group` for each partition of `topic` (-1: none).
+pub(crate) fn group_offsets(group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", servers())
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let got = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+    (0..partitions)
+        .map(|p| match got.find_partition(topic, p).unwrap().offset() {
+            rdkafka::Offset::Offset(o) => o,
+            _ => -1,
+        })
+        .collect()
+}
+
+/// The high watermark of each partition of `topic`.
+pub(crate) fn end_offsets(topic: &str, partitions: i32) -> Vec<i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", servers())
+        .create()
+        .unwrap();
+    (0..partitions)
+        .map(|p| c.fetch_watermarks(topic, p, Duration::from_secs(10)).unwrap().1)
+        .collect()
 }
 
 /// An unreachable Kafka is a clear error naming the servers, exit code 1, nothing committed.
@@ -162,4 +202,192 @@ fn kafka_unreachable_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("cannot reach Kafka at 127.0.0.1:1"), "{err}");
     assert!(!d.join("ckpt").exists(), "nothing committed");
+}
+
+/// Every message of `topic` (all partitions, from the start) once `expected` have arrived:
+/// (key, value, timestamp ms, `borboleta-write-ts` header).
+pub(crate) fn consume_all(topic: &str, expected: usize) -> Vec<(String, String, i64, Option<String>)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", servers())
+        .set("group.id", format!("it-reader-{topic}"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    c.subscribe(&[topic]).unwrap();
+    let mut out = Vec::new();
+    let t0 = std::time::Instant::now();
+    // wait for the expected count, then a little longer for anything unexpected
+    let mut quiet_since: Option<std::time::Instant> = None;
+    while t0.elapsed() < Duration::from_secs(60) {
+        match c.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                let header = m.headers().and_then(|h| {
+                    h.iter()
+                        .find(|h| h.key == borboleta::connectors::kafka_writer::WRITE_TS_HEADER)
+                        .and_then(|h| h.value.map(|v| String::from_utf8_lossy(v).into_owned()))
+                });
+                out.push((
+                    String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+                    String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
+                    m.timestamp().to_millis().unwrap_or(-1),
+                    header,
+                ));
+            }
+            Some(Err(e)) => panic!("{e}"),
+            None if out.len() >= expected => {
+                let q = *quiet_since.get_or_insert_with(std::time::Instant::now);
+                if q.elapsed() > Duration::from_secs(2) {
+                    break;
+                }
+            }
+            None => {}
+        }
+    }
+    out
+}
+
+/// The Kafka writer (Butterfree's `KafkaConfig`) publishes the latest row per key of each run
+/// or epoch as JSON, keyed by the keys, with the event time as the message timestamp and the
+/// write timestamp in a header; a missing topic is a clear error before anything is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_writer_publishes_the_latest_row_per_key() {
+    let input = new_topic("kw_in", 2).await;
+    let output = new_topic("kw_out", 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    kafka_spec(d, &input, "");
+    let with_writer = |topic: &str| {
+        let spec = std::fs::read_to_string(d.join("spec.yaml")).unwrap();
+        let spec = spec.replace(
+            "  - {type: online_feature_store}\n",
+            &format!(
+                "  - {{type: online_feature_store}}\n  - type: online_feature_store\n    kafka: {{topic: {topic}, connection_string: '{}', options: {{linger.ms: '0'}}}}\n",
+                servers()
+            ),
+        );
+        std::fs::write(d.join("spec.yaml"), spec).unwrap();
+    };
+    let first = events(1, 250);
+    produce(&input, &first.lines().map(|l| Some(l.to_string())).collect::<Vec<_>>());
+
+    // a topic that does not exist: refused at start, nothing committed
+    let original = std::fs::read_to_string(d.join("spec.yaml")).unwrap();
+    let missing = format!("it_no_such_topic_{}", std::process::id());
+    with_writer(&missing);
+    let out = run_env(d, &["run", "spec.yaml", "--available-now", "--quiet"], &[]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("topic `{missing}` not found")), "{err}");
+    assert!(
+        !d.join("ckpt/user/stream_fs/commits").exists()
+            || std::fs::read_dir(d.join("ckpt/user/stream_fs/commits"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+    std::fs::write(d.join("spec.yaml"), original).unwrap();
+
+    with_writer(&output);
+    let out = run_env(d, &["run", "spec.yaml", "--available-now", "--quiet"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (_, ref_online) = batch_reference(&[("a.jsonl".to_string(), first)]).await;
+    let got = consume_all(&output, ref_online.len());
+    assert_eq!(got.len(), ref_online.len(), "one message per key: {got:?}");
+    let mut values: Vec<String> = got.iter().map(|m| m.1.clone()).collect();
+    values.sort();
+    let mut want = ref_online.clone();
+    want.sort();
+    assert_eq!(values, want, "the values are the latest rows per key, as JSON");
+    for (key, value, ms, header) in &got {
+        let v: serde_json::Value = serde_json::from_str(value).unwrap();
+        assert_eq!(key, &format!("{{\"id\":{}}}", v["id"]), "keyed by the keys");
+        let event = chrono::DateTime::parse_from_rfc3339(&format!(
+            "{}Z",
+            v["timestamp"].as_str().unwrap().trim_end_matches('Z')
+        ))
+        .unwrap()
+        .timestamp_millis();
+        assert_eq!(*ms, event, "message timestamp = event time");
+        let wts: i64 = header.as_deref().unwrap().parse().unwrap();
+        assert_eq!(
+            wts / 1000,
+            event,
+            "write timestamp header = event ms × 1000 + tie digits"
+        );
+    }
+}
+
+/// The SASL_SSL listener of `scripts/services` (PLAIN user `borboleta`, CA `tls/ca.pem`): the
+/// reader and the Kafka writer work through it with librdkafka settings passed in `options`,
+/// the password comes from the environment and is never printed, and a wrong password is a
+/// clear error (exit 1, nothing committed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_over_sasl_ssl_reads_and_writes() {
+    let secure = std::env::var("BORBOLETA_KAFKA_SASL_SSL").unwrap_or_else(|_| "127.0.0.1:9094".into());
+    let ca = crate::cassandra::services_ca();
+    let input = new_topic("sasl_in", 2).await;
+    let output = new_topic("sasl_out", 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    kafka_spec(d, &input, "");
+    let options = format!(
+        "{{security.protocol: SASL_SSL, sasl.mechanisms: PLAIN, sasl.username: borboleta, sasl.password: '${{KAFKA_TEST_PASSWORD}}', ssl.ca.location: '{}'}}",
+        ca.display()
+    );
+    let spec = std::fs::read_to_string(d.join("spec.yaml")).unwrap();
+    let spec = spec
+        .replace(
+            &format!("    connection_string: {}\n", servers()),
+            &format!("    connection_string: '{secure}'\n    options: {options}\n"),
+        )
+        .replace(
+            "  - {type: online_feature_store}\n",
+            &format!(
+                "  - {{type: online_feature_store}}\n  - type: online_feature_store\n    kafka: {{topic: {output}, connection_string: '{secure}', options: {options}}}\n"
+            ),
+        );
+    assert!(spec.contains("SASL_SSL"), "{spec}");
+    std::fs::write(d.join("spec.yaml"), spec).unwrap();
+    let first = events(1, 120);
+    produce(&input, &first.lines().map(|l| Some(l.to_string())).collect::<Vec<_>>());
+
+    let args = ["run", "spec.yaml", "--available-now"];
+    let out = run_env(d, &args, &[("KAFKA_TEST_PASSWORD", "wrong-password")]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("cannot reach Kafka at {secure}")), "{err}");
+    assert!(!err.contains("wrong-password"), "{err}");
+    assert!(
+        !d.join("ckpt/user/stream_fs/commits").exists()
+            || std::fs::read_dir(d.join("ckpt/user/stream_fs/commits"))
+                .unwrap()
+                .next()
+                .is_none(),
+        "nothing committed"
+    );
+
+    let env = [("KAFKA_TEST_PASSWORD", "borboleta-secret")];
+    let out = run_env(d, &args, &env);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stdout.contains("borboleta-secret") && !stderr.contains("borboleta-secret"));
+    let out = run_env(d, &["explain", "spec.yaml"], &env);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!text(&out.stdout).contains("borboleta-secret"), "{}", text(&out.stdout));
+    // (the outputs are read in this process, which has no password to expand)
+    let spec = std::fs::read_to_string(d.join("spec.yaml")).unwrap();
+    std::fs::write(d.join("spec.yaml"), spec.replace("${KAFKA_TEST_PASSWORD}", "-")).unwrap();
+    let (hist, online) = stream_outputs(d);
+    let (ref_hist, ref_online) = batch_reference(&[("a.jsonl".to_string(), first)]).await;
+    assert_eq!(hist, ref_hist, "read over SASL_SSL = batch run");
+    assert_eq!(online, ref_online);
+    let got = consume_all(&output, ref_online.len());
+    let mut values: Vec<String> = got.into_iter().map(|m| m.1).collect();
+    values.sort();
+    let mut want = ref_online.clone();
+    want.sort();
+    assert_eq!(values, want, "published over SASL_SSL");
 }
