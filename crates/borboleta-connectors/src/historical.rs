@@ -110,6 +110,9 @@ impl HistoricalWriter {
     /// Takes `<table>/.stream.lock`: a running stream holds it (a second stream on the same
     /// table is refused); a batch run that would replace partitions only checks it.
     fn lock_table(&self, wctx: &WriteContext) -> Result<()> {
+        if wctx.streaming && self.stream_lock.get().is_some() {
+            return Ok(()); // this stream holds it already (a replay after an outage)
+        }
         let table = self.table_dir(wctx);
         fs::create_dir_all(&table).map_err(|e| io(&format!("cannot create {}", table.display()), e))?;
         let lock_path = table.join(".stream.lock");

@@ -273,6 +273,7 @@ impl KafkaStream {
     async fn fetch(&self, range: &BTreeMap<String, (i64, i64)>) -> Result<Vec<Msg>> {
         let consumer = self.consumer()?;
         let range = range.clone();
+        let self_id = self.spec.id.clone();
         tokio::task::spawn_blocking(move || {
             let mut tpl = TopicPartitionList::new();
             let mut wanted = BTreeMap::new();
@@ -290,17 +291,25 @@ impl KafkaStream {
             }
             consumer.assign(&tpl).map_err(|e| kafka_err("assign", e))?;
             let mut idle = std::time::Instant::now();
+            let mut last_error: Option<String> = None;
             while !wanted.is_empty() {
+                if idle.elapsed() > Duration::from_secs(30) {
+                    return Err(kafka_err(
+                        "read",
+                        format!(
+                            "no progress for 30 s; still waiting for {wanted:?}{}",
+                            last_error.map(|e| format!(" (last error: {e})")).unwrap_or_default()
+                        ),
+                    ));
+                }
                 match consumer.poll(Duration::from_millis(100)) {
-                    None => {
-                        if idle.elapsed() > Duration::from_secs(30) {
-                            return Err(kafka_err(
-                                "read",
-                                format!("no progress for 30 s; still waiting for {wanted:?}"),
-                            ));
-                        }
+                    None => {}
+                    // librdkafka reports a lost connection and the like here and reconnects by
+                    // itself: a blip is not a failure, 30 s without progress is
+                    Some(Err(e)) => {
+                        tracing::debug!(reader = %self_id, "kafka read: {e}");
+                        last_error = Some(e.to_string());
                     }
-                    Some(Err(e)) => return Err(kafka_err("read", e)),
                     Some(Ok(m)) => {
                         idle = std::time::Instant::now();
                         let key = (m.topic().to_string(), m.partition());

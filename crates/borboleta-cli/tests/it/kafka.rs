@@ -17,13 +17,18 @@ fn servers() -> String {
 }
 
 pub(crate) async fn new_topic(prefix: &str, partitions: i32) -> String {
+    new_topic_at(&servers(), prefix, partitions).await
+}
+
+/// A new topic on the Kafka at `servers`.
+pub(crate) async fn new_topic_at(servers: &str, prefix: &str, partitions: i32) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
     let topic = format!("it_{prefix}_{}_{nanos}", std::process::id());
     let admin: AdminClient<_> = ClientConfig::new()
-        .set("bootstrap.servers", servers())
+        .set("bootstrap.servers", servers)
         .create()
         .expect("kafka admin client");
     let res = admin
@@ -32,7 +37,7 @@ pub(crate) async fn new_topic(prefix: &str, partitions: i32) -> String {
             &AdminOptions::new().operation_timeout(Some(Duration::from_secs(20))),
         )
         .await
-        .unwrap_or_else(|e| panic!("is Kafka running at {}? (scripts/services up) {e}", servers()));
+        .unwrap_or_else(|e| panic!("is Kafka running at {servers}? (scripts/services up) {e}"));
     for r in res {
         r.unwrap();
     }
@@ -41,9 +46,17 @@ pub(crate) async fn new_topic(prefix: &str, partitions: i32) -> String {
 
 /// Produces each line of `lines` (None = a tombstone), keyed and spread over the partitions.
 pub(crate) fn produce(topic: &str, lines: &[Option<String>]) {
+    let p = send_all(&servers(), topic, lines);
+    p.flush(Duration::from_secs(30)).unwrap();
+}
+
+/// Queues each line of `lines` (None = a tombstone) in a producer for `servers`, keyed and
+/// spread over the partitions; the caller flushes it.
+pub(crate) fn send_all(servers: &str, topic: &str, lines: &[Option<String>]) -> BaseProducer {
     let p: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", servers())
+        .set("bootstrap.servers", servers)
         .set("linger.ms", "5")
+        .set("message.timeout.ms", "300000")
         .create()
         .unwrap();
     for (i, line) in lines.iter().enumerate() {
@@ -64,7 +77,7 @@ pub(crate) fn produce(topic: &str, lines: &[Option<String>]) {
         }
         p.poll(Duration::ZERO);
     }
-    p.flush(Duration::from_secs(30)).unwrap();
+    p
 }
 
 /// The streaming spec of `stream.rs`, reading the topic instead of the folder.
@@ -390,4 +403,169 @@ async fn kafka_over_sasl_ssl_reads_and_writes() {
     let mut want = ref_online.clone();
     want.sort();
     assert_eq!(values, want, "published over SASL_SSL");
+}
+
+/// A Kafka broker of its own (`scripts/services` with other ports and run folder), so that a
+/// test can stop and restart it without touching the other tests' broker. Stopped on drop.
+struct PrivateKafka {
+    run: tempfile::TempDir,
+    port: u16,
+}
+
+impl PrivateKafka {
+    fn services(&self, cmd: &str) {
+        let out = std::process::Command::new(crate::common::repo_root().join("scripts/services"))
+            .args([cmd, "kafka"])
+            .env("BORBOLETA_SERVICES_RUN", self.run.path())
+            .env("KAFKA_PORT", self.port.to_string())
+            .env("KAFKA_CONTROLLER_PORT", (self.port + 1).to_string())
+            .env("KAFKA_SASL_SSL_PORT", (self.port + 2).to_string())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "scripts/services {cmd} kafka: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+    fn start() -> Self {
+        let k = Self {
+            run: tempfile::tempdir().unwrap(),
+            port: 19092,
+        };
+        k.services("up");
+        k
+    }
+    fn servers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for PrivateKafka {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(crate::common::repo_root().join("scripts/services"))
+            .args(["down", "kafka"])
+            .env("BORBOLETA_SERVICES_RUN", self.run.path())
+            .output();
+    }
+}
+
+/// The broker stopped mid-stream while 10k events are produced, then restarted: the stream
+/// waits (it does not exit), its checkpoint does not advance while the broker is down, memory
+/// stays bounded, and within 60 s of the broker's return the outputs equal the batch run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_broker_restart_mid_stream_loses_nothing() {
+    let kafka = PrivateKafka::start();
+    let topic = new_topic_at(&kafka.servers(), "restart", 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    kafka_spec(d, &topic, "");
+    let spec = std::fs::read_to_string(d.join("spec.yaml"))
+        .unwrap()
+        .replace(
+            &format!("connection_string: {}", servers()),
+            &format!("connection_string: '{}'", kafka.servers()),
+        )
+        .replace(
+            "{type: historical_feature_store}",
+            "{type: historical_feature_store, commit_interval_seconds: 0}",
+        );
+    std::fs::write(d.join("spec.yaml"), spec).unwrap();
+    let first = events(1, 500);
+    let lines = |t: &str| t.lines().map(|l| Some(l.to_string())).collect::<Vec<_>>();
+    send_all(&kafka.servers(), &topic, &lines(&first))
+        .flush(Duration::from_secs(30))
+        .unwrap();
+
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_borboleta"))
+        .args(["run", "spec.yaml", "--quiet"])
+        .current_dir(d)
+        .env("BORBOLETA_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(d.join("stderr.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let log = |d: &Path| {
+        let t = std::fs::read_to_string(d.join("stderr.log")).unwrap_or_default();
+        t.lines().rev().take(15).collect::<Vec<_>>().join("\n")
+    };
+    let committed = |d: &Path| -> Option<u64> {
+        let show = text(&run_env(d, &["checkpoint", "show", "spec.yaml"], &[]).stdout);
+        show.lines()
+            .find_map(|l| l.strip_prefix("last committed epoch: ")?.parse().ok())
+    };
+    let t0 = std::time::Instant::now();
+    let mut all = vec![("a.jsonl".to_string(), first)];
+    let (_, ref_first) = batch_reference(&all).await;
+    while committed(d).is_none() || stream_outputs(d).1 != ref_first {
+        assert!(
+            t0.elapsed().as_secs() < 60,
+            "the stream did not read the first events:\n{}",
+            log(d)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let before = committed(d);
+    let rss_before = crate::cassandra::rss_kib(child.id());
+
+    kafka.services("down");
+    let mut producers = Vec::new();
+    let mut max_rss = 0;
+    for f in 0..10 {
+        let batch = events(100 + f, 1000);
+        producers.push(send_all(&kafka.servers(), &topic, &lines(&batch)));
+        all.push((format!("o{f}.jsonl"), batch));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        max_rss = max_rss.max(crate::cassandra::rss_kib(child.id()));
+    }
+    let during = committed(d);
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the stream must wait, not exit:\n{}",
+        log(d)
+    );
+    kafka.services("up");
+    let t1 = std::time::Instant::now();
+    for p in producers {
+        p.flush(Duration::from_secs(60)).unwrap();
+    }
+
+    let (ref_hist, ref_online) = batch_reference(&all).await;
+    loop {
+        let (hist, online) = stream_outputs(d);
+        if hist == ref_hist && online == ref_online {
+            break;
+        }
+        assert!(
+            t1.elapsed().as_secs() < 60,
+            "outputs differ 60 s after the broker returned ({} of {} historical rows):\n{}",
+            hist.len(),
+            ref_hist.len(),
+            log(d)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let recovery = t1.elapsed();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "graceful stop after the restart: {status:?}\n{}",
+        log(d)
+    );
+    eprintln!(
+        "broker restart: committed {before:?} before, {during:?} during; RSS {rss_before} KiB before, max {max_rss} KiB during; equal {:.1}s after the restart began",
+        recovery.as_secs_f64()
+    );
+    assert_eq!(
+        before, during,
+        "the checkpoint must not advance while the broker is down"
+    );
+    assert!(
+        max_rss < 2 * rss_before.max(1),
+        "memory during the outage: {max_rss} KiB vs {rss_before} KiB before"
+    );
 }

@@ -112,7 +112,7 @@ fn json_lines(batches: &[RecordBatch]) -> Vec<String> {
     lines
 }
 
-fn parquet_rows(table: &Path) -> Vec<String> {
+pub(crate) fn parquet_rows(table: &Path) -> Vec<String> {
     fn walk(d: &Path, out: &mut Vec<PathBuf>) {
         for e in std::fs::read_dir(d).unwrap() {
             let p = e.unwrap().path();
