@@ -19,7 +19,16 @@ tree, and the ratio Borboleta / Butterfree. Cases:
   (c) streaming file pipeline (pipeline_stream.py --poll progress): per-file latency of 20
       files x 5,000 events, then a burst of 10 x 100,000 events. Borboleta runs as
       `borboleta-bench stream`; if that binary is missing, through the release CLI and its
-      /metrics endpoint (bench/stream_cli.py).
+      /metrics endpoint (bench/stream_cli.py);
+  (d) Kafka -> the row-level features of (c) -> Cassandra (Borboleta alone): drain a preloaded
+      topic of --d-events (default 5M) events with 10k ids, and again with 1M ids
+      (`borboleta run --available-now`, max_rows_per_batch 200k): events per CPU-second of the
+      pipeline process and Cassandra writes/s; then freshness at a steady 10k events/s
+      (`borboleta-bench freshness`: linger.ms=0, one sampled key polled every 1 ms);
+  (e) online lookups over one warm connection (`borboleta-bench lookup`, the library's
+      OnlineLookup): 10k calls of 1 key and of 100 keys on the 10k-ids table of (d); and the
+      CLI's `borboleta online get` end to end. (d) and (e) start Kafka and Cassandra with
+      scripts/services.
 
 Raw results: bench/results/<UTC timestamp>.json (and bench/results/latest.json); a markdown
 table on stdout. Environment: BENCH_CACHE (default ~/.cache/borboleta) holds the venv
@@ -336,6 +345,67 @@ def case_batch(case, n, args, runs, butterfree=True):
     return c
 
 
+def case_kafka(args, runs):
+    """Cases (d) and (e), Borboleta alone."""
+    sh([os.path.join(ROOT, "scripts", "services"), "up", "kafka", "cassandra"])
+    work = os.path.join(WORK, "kafka")
+    logs = os.path.join(work, "logs")
+    os.makedirs(logs, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d%H%M%S")
+    specs = {}
+    for ids in args.d_ids:
+        topic = f"bench_d_{ids}_{stamp}"
+        m = measure([BENCH, "produce", "--topic", topic, "--events", str(args.d_events), "--ids", str(ids)],
+                    os.path.join(logs, f"produce_{ids}.log"))
+        print(f"(d) produced {args.d_events:,} events over {ids:,} ids to {topic} in {m['wall_s']:.1f}s", flush=True)
+        for r in range(args.runs):
+            d = os.path.join(work, f"d_{ids}_{r}")
+            shutil.rmtree(d, ignore_errors=True)
+            spec = subprocess.run([BENCH, "spec", "--dir", d, "--topic", topic, "--keyspace", f"bench_d_{ids}"],
+                                  check=True, capture_output=True, text=True).stdout.strip()
+            specs.setdefault(ids, spec)
+            log = os.path.join(logs, f"drain_{ids}_{r}.log")
+            m = measure([BORBOLETA, "run", spec, "--available-now"], log)
+            with open(log) as f:
+                text = f.read()
+            writes = next((int(line.split(":")[1].split()[0]) for line in text.splitlines()
+                           if "online_feature_store (cassandra):" in line and "rows written" in line), None)
+            m["result"] = {"events": args.d_events, "ids": ids, "cassandra_writes": writes,
+                           "events_per_cpu_s": round(args.d_events / m["cpu_s"]) if m["cpu_s"] else None,
+                           "events_per_s": round(args.d_events / m["wall_s"]),
+                           "cassandra_writes_per_s": round(writes / m["wall_s"]) if writes else None}
+            runs.append(dict(m, case="d", size=f"drain {ids}", system="borboleta", repeat=r))
+            print(json.dumps(runs[-1]), flush=True)
+    for r in range(args.runs):
+        topic = f"bench_fresh_{stamp}_{r}"
+        d = os.path.join(work, f"fresh_{r}")
+        shutil.rmtree(d, ignore_errors=True)
+        spec = subprocess.run([BENCH, "spec", "--dir", d, "--topic", topic, "--keyspace", "bench_fresh",
+                               "--max-rows", "100000"], check=True, capture_output=True, text=True).stdout.strip()
+        m = measure([BENCH, "freshness", "--borboleta", BORBOLETA, "--spec", spec, "--topic", topic,
+                     "--rate", str(args.fresh_rate), "--seconds", str(args.fresh_seconds)],
+                    os.path.join(logs, f"freshness_{r}.log"))
+        runs.append(dict(m, case="d", size="freshness", system="borboleta", repeat=r))
+        print(json.dumps(runs[-1]), flush=True)
+    spec = specs.get(min(args.d_ids))
+    if spec is None:
+        return
+    for batch in (1, 100):
+        for r in range(args.runs):
+            m = measure([BENCH, "lookup", "--spec", spec, "--ids", str(min(args.d_ids)), "--calls",
+                         str(args.lookup_calls), "--batch", str(batch)], os.path.join(logs, f"lookup_{batch}_{r}.log"))
+            runs.append(dict(m, case="e", size=f"lookup {batch}", system="borboleta", repeat=r))
+            print(json.dumps(runs[-1]), flush=True)
+    for r in range(args.runs):
+        walls = []
+        for i in range(20):
+            m = measure([BORBOLETA, "online", "get", spec, "--key", f"id={i * 37}"], os.path.join(logs, "cli_get.log"))
+            walls.append(m["wall_s"] * 1000)
+        m["result"] = {"median_ms": round(statistics.median(walls), 2), "max_ms": round(max(walls), 2), "calls": 20}
+        runs.append(dict(m, case="e", size="cli get", system="borboleta", repeat=r))
+        print(json.dumps(runs[-1]), flush=True)
+
+
 def case_stream(args, runs):
     work = os.path.join(WORK, "stream")
     os.makedirs(os.path.join(work, "logs"), exist_ok=True)
@@ -402,6 +472,10 @@ def summarize(runs):
             # the streaming process alone (Borboleta: without the driver when stream_cli.py runs it)
             g["own_cpu_s"] = stat([r["result"].get("borboleta_cpu_s", r["cpu_s"]) for r in rs])
             g["own_peak_rss_mib"] = stat([r["result"].get("borboleta_peak_rss_mib", r["peak_rss_mib"]) for r in rs])
+        if case in ("d", "e"):
+            keys = {k for r in rs for k, v in r["result"].items() if isinstance(v, (int, float))}
+            for k in sorted(keys):
+                g[k] = stat([r["result"].get(k) for r in rs])
         out.append(g)
     return out
 
@@ -410,7 +484,8 @@ def table(summary, comparisons):
     by = {(g["case"], g["size"], g["system"]): g for g in summary}
     lines = ["| case | system | wall s | CPU s | peak RSS MiB | wall ratio B/BF | CPU ratio | RSS ratio |",
              "|---|---|---|---|---|---|---|---|"]
-    keys = sorted({(g["case"], g["size"]) for g in summary}, key=lambda k: (k[0], str(k[1]).zfill(12)))
+    keys = sorted({(g["case"], g["size"]) for g in summary if g["case"] in ("a", "b", "c")},
+                  key=lambda k: (k[0], str(k[1]).zfill(12)))
     for case, size in keys:
         b, s = by.get((case, size, "borboleta")), by.get((case, size, "butterfree"))
         label = (f"(a) rows {size:,}" if case == "a" else f"(b) aggregated {size:,}" if case == "b"
@@ -441,6 +516,18 @@ def table(summary, comparisons):
                          f"{ratio(b['burst_s'], s['burst_s'], 4)} | "
                          f"{ratio(b['burst_events_per_s'], s['burst_events_per_s'], 1)} | "
                          f"{ratio(b['own_cpu_s'], s['own_cpu_s'])} | {ratio(b['own_peak_rss_mib'], s['own_peak_rss_mib'])} |")
+    de = [g for g in summary if g["case"] in ("d", "e")]
+    if de:
+        lines += ["", "| (d)/(e) | figures: median (min–max) of the runs |", "|---|---|"]
+        show = {"drain": ["events_per_cpu_s", "events_per_s", "cassandra_writes_per_s", "cassandra_writes"],
+                "freshness": ["p50_ms", "p99_ms", "max_ms", "count", "achieved_rate_per_s"],
+                "lookup": ["p50_ms", "p99_ms", "mean_ms", "max_ms", "connect_ms"],
+                "cli get": ["median_ms", "max_ms"]}
+        for g in sorted(de, key=lambda g: (g["case"], g["size"])):
+            ks = next(v for k, v in show.items() if g["size"].startswith(k))
+            figures = "; ".join(f"{k} {fmt(g.get(k), digits=1)}" for k in ks if g.get(k))
+            lines.append(f"| ({g['case']}) {g['size']} | {figures}; process CPU s {fmt(g['cpu_s'])}, "
+                         f"peak RSS MiB {fmt(g['peak_rss_mib'], digits=0)} |")
     for c in comparisons:
         if c:
             lines.append(f"\nSame answers ({c['case']}) {c['size']:,}: {'yes' if c['same'] else 'NO'}"
@@ -456,7 +543,7 @@ def main():
     p.add_argument("--no-butterfree", action="store_true", help="Borboleta only")
     p.add_argument("--runs", type=int, default=3, help="fresh processes per system and case (default 3)")
     p.add_argument("--no-build", action="store_true", help="use the release binaries already built")
-    p.add_argument("--cases", default="a,b,c", help="comma list of cases (a, b, c)")
+    p.add_argument("--cases", default="a,b,c,d,e", help="comma list of cases (a, b, c, d, e; d and e run together)")
     p.add_argument("--sizes", help="comma list of (a)/(b) sizes (default 100000,1000000[,5000000])")
     p.add_argument("--agg-sizes", default="", help="comma list of extra (b) sizes for Borboleta alone")
     p.add_argument("--memory-limit-mb", type=int, help="Borboleta's --memory-limit-mb for (a)/(b)")
@@ -465,6 +552,11 @@ def main():
                         "results not saved (so the harness cannot rot)")
     p.add_argument("--files", type=int, default=20, help="(c) single files (default 20)")
     p.add_argument("--burst-files", type=int, default=10, help="(c) burst files of 100k events (default 10)")
+    p.add_argument("--d-events", type=int, default=5_000_000, help="(d) events in each preloaded topic")
+    p.add_argument("--d-ids", default="10000,1000000", help="(d) comma list of id counts (default 10000,1000000)")
+    p.add_argument("--fresh-rate", type=int, default=10_000, help="(d) freshness: events per second")
+    p.add_argument("--fresh-seconds", type=int, default=30, help="(d) freshness: seconds measured")
+    p.add_argument("--lookup-calls", type=int, default=10_000, help="(e) calls per lookup run")
     args = p.parse_args()
     if args.smoke and not os.path.isfile(os.path.join(BF, "gen_data.py")):
         sys.exit(f"bench --smoke: Butterfree's benchmark scripts (the data generators) are not at {BF}; "
@@ -477,8 +569,10 @@ def main():
         DATA, WORK = os.path.join(CACHE, "bench-smoke-data"), os.path.join(CACHE, "bench-smoke-work")
         args.no_butterfree, args.runs, args.files, args.burst_files = True, 1, 2, 1
         args.sizes, args.agg_sizes = "10000", ""
+        args.d_events, args.d_ids, args.fresh_rate, args.fresh_seconds, args.lookup_calls = 20_000, "1000", 1000, 3, 200
     args.sizes = ([int(s) for s in args.sizes.split(",")] if args.sizes
                   else [100_000, 1_000_000] + ([] if args.quick else [5_000_000]))
+    args.d_ids = [int(s) for s in str(args.d_ids).split(",") if s]
     cases = args.cases.split(",")
     if "a" not in cases and "b" not in cases:
         args.sizes = []
@@ -503,6 +597,9 @@ def main():
 
     if "c" in cases:
         case_stream(args, runs)
+        save()
+    if "d" in cases or "e" in cases:
+        case_kafka(args, runs)
         save()
     for n in args.sizes:
         for case in ("a", "b"):

@@ -9,6 +9,11 @@
 //! from the start of its write until the pipeline has committed its rows; then the
 //! `burst-*.json` files are dropped at once and the burst time is until all their rows are in.
 //! Prints one JSON object.
+//!
+//! Cases (d) and (e) (Kafka → Cassandra, online lookups): `spec`, `produce`, `freshness` and
+//! `lookup`, in [`online`].
+
+mod online;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,6 +50,69 @@ enum Cmd {
         /// Seconds to wait for a file's rows before giving up.
         #[arg(long, default_value_t = 600)]
         timeout: u64,
+    },
+    /// Cases (d)/(e): write the Kafka → Cassandra spec into `<dir>/spec.yaml`.
+    Spec {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        servers: String,
+        #[arg(long)]
+        topic: String,
+        #[arg(long)]
+        keyspace: String,
+        #[arg(long, default_value = "127.0.0.1:9042")]
+        cassandra: String,
+        /// `streaming.max_rows_per_batch`.
+        #[arg(long, default_value_t = 200_000)]
+        max_rows: u64,
+    },
+    /// Case (d): a new topic with `events` events over `ids` keys.
+    Produce {
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        servers: String,
+        #[arg(long)]
+        topic: String,
+        #[arg(long)]
+        events: u64,
+        #[arg(long)]
+        ids: u64,
+        #[arg(long, default_value_t = 3)]
+        partitions: i32,
+    },
+    /// Case (d): freshness at a steady rate (runs the CLI's stream on a new topic).
+    Freshness {
+        /// The `borboleta` binary.
+        #[arg(long)]
+        borboleta: PathBuf,
+        /// A spec made by `spec` for `topic`.
+        #[arg(long)]
+        spec: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        servers: String,
+        #[arg(long)]
+        topic: String,
+        #[arg(long, default_value_t = 10_000)]
+        rate: u64,
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        #[arg(long, default_value_t = 10_000)]
+        ids: u64,
+        /// Seconds of traffic before the first probe.
+        #[arg(long, default_value_t = 3)]
+        warmup: u64,
+    },
+    /// Case (e): lookups over one warm connection.
+    Lookup {
+        #[arg(long)]
+        spec: PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        ids: u64,
+        #[arg(long, default_value_t = 10_000)]
+        calls: usize,
+        /// Keys per call.
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
     },
 }
 
@@ -257,6 +325,13 @@ fn stream(
     }))
 }
 
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
 fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Stream {
@@ -268,6 +343,58 @@ fn main() -> Result<()> {
         } => {
             let result = stream(&data, &work, files, burst_files, Duration::from_secs(timeout))?;
             println!("RESULT {result}");
+        }
+        Cmd::Spec {
+            dir,
+            servers,
+            topic,
+            keyspace,
+            cassandra,
+            max_rows,
+        } => {
+            let text = online::kafka_cassandra_spec(
+                &servers,
+                &topic,
+                &keyspace,
+                &cassandra,
+                &dir.join("checkpoint"),
+                max_rows,
+            );
+            println!("{}", online::write_spec(&dir, &text)?.display());
+        }
+        Cmd::Produce {
+            servers,
+            topic,
+            events,
+            ids,
+            partitions,
+        } => {
+            let r = runtime()?.block_on(online::produce(&servers, &topic, events, ids, partitions))?;
+            println!("RESULT {r}");
+        }
+        Cmd::Freshness {
+            borboleta,
+            spec,
+            servers,
+            topic,
+            rate,
+            seconds,
+            ids,
+            warmup,
+        } => {
+            let r = runtime()?.block_on(online::freshness(
+                &borboleta, &spec, &servers, &topic, rate, seconds, ids, warmup,
+            ))?;
+            println!("RESULT {r}");
+        }
+        Cmd::Lookup {
+            spec,
+            ids,
+            calls,
+            batch,
+        } => {
+            let r = runtime()?.block_on(online::lookup(&spec, ids, calls, batch))?;
+            println!("RESULT {r}");
         }
     }
     Ok(())

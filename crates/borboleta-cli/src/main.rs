@@ -661,6 +661,9 @@ async fn run_stream(
             status.dead_lettered,
             status.last_committed.map_or("none".into(), |e| e.to_string())
         );
+        for (writer, rows) in &status.writer_rows {
+            eprintln!("  {writer}: {rows} rows written");
+        }
     }
     if (asked || available_now) && (!live || printed_epoch != status.last_epoch_written) {
         print_debug_output(&pipeline, args).await?;

@@ -636,6 +636,12 @@ impl CassandraOnlineStore {
         keys: &[String],
         key_values: &[Vec<(String, String)>],
     ) -> Result<RecordBatch> {
+        self.lookup(table, columns, keys).await?.get(key_values).await
+    }
+
+    /// A reader of `table` by key with its statement prepared once (reuse it: a lookup is then
+    /// one request per key, the keys of one call in parallel).
+    pub async fn lookup(&self, table: &str, columns: &[String], keys: &[String]) -> Result<CassandraLookup> {
         let session = self.session().await?;
         let types = self.column_types(table).await?;
         let mut fields = Vec::new();
@@ -652,7 +658,6 @@ impl CassandraOnlineStore {
                 })?;
             fields.push(arrow::datatypes::Field::new(c, arrow_type(t), true));
         }
-        let schema: SchemaRef = Arc::new(Schema::new(fields));
         let cql = format!(
             "SELECT {} FROM {} WHERE {}",
             columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", "),
@@ -664,26 +669,14 @@ impl CassandraOnlineStore {
             .await
             .map_err(|e| cass_err(&format!("cannot read {table}"), false, e))?;
         prepared.set_consistency(self.config.read_consistency);
-        let mut json_rows = Vec::new();
-        for kv in key_values {
-            let values = bind_key(keys, kv, &types)?;
-            let result = session
-                .execute_unpaged(&prepared, &values)
-                .await
-                .map_err(|e| cass_err("read failed", true, e))?;
-            let rows = result
-                .into_rows_result()
-                .map_err(|e| cass_err("read failed", false, e))?;
-            for row in rows.rows::<Row>().map_err(|e| cass_err("read failed", false, e))? {
-                let row = row.map_err(|e| cass_err("read failed", false, e))?;
-                let mut obj = serde_json::Map::new();
-                for (c, v) in columns.iter().zip(row.columns) {
-                    obj.insert(c.clone(), v.as_ref().map_or(serde_json::Value::Null, cql_to_json));
-                }
-                json_rows.push(serde_json::Value::Object(obj).to_string());
-            }
-        }
-        crate::online::json_rows_to_batch(&schema, &json_rows)
+        Ok(CassandraLookup {
+            session,
+            prepared,
+            schema: Arc::new(Schema::new(fields)),
+            columns: columns.to_vec(),
+            keys: keys.to_vec(),
+            types,
+        })
     }
 
     /// Deletes the given keys `USING TIMESTAMP write_ts` (µs): the delete wins over every
@@ -730,6 +723,64 @@ impl CassandraOnlineStore {
                 ),
             )),
         }
+    }
+}
+
+/// Reads one table by key with a prepared statement ([`CassandraOnlineStore::lookup`]).
+pub struct CassandraLookup {
+    session: Arc<Session>,
+    prepared: scylla::statement::prepared::PreparedStatement,
+    schema: SchemaRef,
+    columns: Vec<String>,
+    keys: Vec<String>,
+    types: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for CassandraLookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CassandraLookup")
+            .field("columns", &self.columns)
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CassandraLookup {
+    /// The rows of the given keys (`column=value` strings), in key order; an absent key gives
+    /// no row. The keys are read in parallel (up to 64 requests in flight).
+    pub async fn get(&self, key_values: &[Vec<(String, String)>]) -> Result<RecordBatch> {
+        let mut bound = Vec::with_capacity(key_values.len());
+        for kv in key_values {
+            bound.push(bind_key(&self.keys, kv, &self.types)?);
+        }
+        let results: Vec<Result<Vec<String>>> = futures::stream::iter(bound.iter().map(|values| async move {
+            let result = self
+                .session
+                .execute_unpaged(&self.prepared, values)
+                .await
+                .map_err(|e| cass_err("read failed", true, e))?;
+            let rows = result
+                .into_rows_result()
+                .map_err(|e| cass_err("read failed", false, e))?;
+            let mut out = Vec::new();
+            for row in rows.rows::<Row>().map_err(|e| cass_err("read failed", false, e))? {
+                let row = row.map_err(|e| cass_err("read failed", false, e))?;
+                let mut obj = serde_json::Map::new();
+                for (c, v) in self.columns.iter().zip(row.columns) {
+                    obj.insert(c.clone(), v.as_ref().map_or(serde_json::Value::Null, cql_to_json));
+                }
+                out.push(serde_json::Value::Object(obj).to_string());
+            }
+            Ok(out)
+        }))
+        .buffered(64)
+        .collect()
+        .await;
+        let mut json_rows = Vec::new();
+        for r in results {
+            json_rows.extend(r?);
+        }
+        crate::online::json_rows_to_batch(&self.schema, &json_rows)
     }
 }
 

@@ -305,20 +305,55 @@ pub fn online_store_path(spec: &FeatureSetPipelineSpec, o: &OnlineWriterSpec) ->
 
 /// Reads the current features for the given keys (`[("id", "1")]` per key) from the spec's
 /// online store (Cassandra when the online writer has a `cassandra` config, else the embedded
-/// store). Keys with no row give no row.
+/// store). Keys with no row give no row. Connects each time: for many lookups, keep an
+/// [`OnlineLookup`].
 pub async fn online_get(spec: &FeatureSetPipelineSpec, keys: &[Vec<(String, String)>]) -> Result<RecordBatch> {
-    if let Some(o) = first_online_writer(spec)
-        && let Some(c) = &o.cassandra
-    {
-        let store = CassandraOnlineStore::new(cassandra_config(spec, c)?);
-        let columns = borboleta_core::output_columns(&spec.feature_set);
-        let key_cols = borboleta_core::key_columns(&spec.feature_set);
-        return store
-            .get(&o.table_name(&spec.feature_set), &columns, &key_cols, keys)
-            .await;
+    OnlineLookup::connect(spec).await?.get(keys).await
+}
+
+/// A warm reader of a spec's online store: connected once (Cassandra: one session and one
+/// prepared statement), then any number of [`OnlineLookup::get`] calls, from any task.
+#[derive(Debug)]
+pub struct OnlineLookup {
+    inner: LookupInner,
+}
+
+#[derive(Debug)]
+enum LookupInner {
+    Cassandra(borboleta_connectors::cassandra::CassandraLookup),
+    Embedded(EmbeddedOnlineStore, String),
+}
+
+impl OnlineLookup {
+    /// Connects to the store of the spec's online writer (as [`online_get`] picks it).
+    pub async fn connect(spec: &FeatureSetPipelineSpec) -> Result<Self> {
+        if let Some(o) = first_online_writer(spec)
+            && let Some(c) = &o.cassandra
+        {
+            let store = CassandraOnlineStore::new(cassandra_config(spec, c)?);
+            let columns = borboleta_core::output_columns(&spec.feature_set);
+            let key_cols = borboleta_core::key_columns(&spec.feature_set);
+            let lookup = store
+                .lookup(&o.table_name(&spec.feature_set), &columns, &key_cols)
+                .await?;
+            return Ok(Self {
+                inner: LookupInner::Cassandra(lookup),
+            });
+        }
+        let (store, table) = online_store(spec)?;
+        Ok(Self {
+            inner: LookupInner::Embedded(store, table),
+        })
     }
-    let (store, table) = online_store(spec)?;
-    store.get(&table, keys)
+
+    /// The current rows of the given keys (`[("id", "1")]` per key), in key order; a key with no
+    /// row gives no row.
+    pub async fn get(&self, keys: &[Vec<(String, String)>]) -> Result<RecordBatch> {
+        match &self.inner {
+            LookupInner::Cassandra(l) => l.get(keys).await,
+            LookupInner::Embedded(store, table) => store.get(table, keys),
+        }
+    }
 }
 
 /// Deletes the given keys from the spec's online store with a write timestamp of now (in µs,
