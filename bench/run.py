@@ -28,10 +28,12 @@ tree, and the ratio Borboleta / Butterfree. Cases:
   (e) online lookups over one warm connection (`borboleta-bench lookup`, the library's
       OnlineLookup): 10k calls of 1 key and of 100 keys on the 10k-ids table of (d); and the
       CLI's `borboleta online get` end to end. (d) and (e) start Kafka and Cassandra with
-      scripts/services.
+      scripts/services;
+  (s) start-up: `borboleta --version` and `borboleta validate examples/events/pipeline.yaml`,
+      15 fresh processes each.
 
 Raw results: bench/results/<UTC timestamp>.json (and bench/results/latest.json); a markdown
-table on stdout. Environment: BENCH_CACHE (default ~/.cache/borboleta) holds the venv
+table on stdout; charts of (a) and (b) against size in docs/img/ (bench/charts.py). Environment: BENCH_CACHE (default ~/.cache/borboleta) holds the venv
 (bench-venv), the data (bench-data), scratch (bench-work) and the release target dir
 (target-release); BUTTERFREE_BENCH_DIR the Butterfree scripts.
 """
@@ -345,6 +347,19 @@ def case_batch(case, n, args, runs, butterfree=True):
     return c
 
 
+def case_startup(args, runs):
+    """Start-up: `borboleta --version` and `validate` of the README example, 15 fresh processes each."""
+    work = os.path.join(WORK, "startup")
+    os.makedirs(work, exist_ok=True)
+    example = os.path.join(ROOT, "examples", "events", "pipeline.yaml")
+    for name, cmd in (("version", [BORBOLETA, "--version"]), ("validate", [BORBOLETA, "validate", example])):
+        for r in range(15):
+            m = measure(cmd, os.path.join(work, f"{name}.log"))
+            runs.append(dict(m, case="s", size=name, system="borboleta", repeat=r))
+        ws = sorted(r["wall_s"] * 1000 for r in runs if r["case"] == "s" and r["size"] == name)
+        print(f"start-up {name}: median {statistics.median(ws):.1f} ms ({ws[0]:.1f}-{ws[-1]:.1f})", flush=True)
+
+
 def case_kafka(args, runs):
     """Cases (d) and (e), Borboleta alone."""
     sh([os.path.join(ROOT, "scripts", "services"), "up", "kafka", "cassandra"])
@@ -516,6 +531,9 @@ def table(summary, comparisons):
                          f"{ratio(b['burst_s'], s['burst_s'], 4)} | "
                          f"{ratio(b['burst_events_per_s'], s['burst_events_per_s'], 1)} | "
                          f"{ratio(b['own_cpu_s'], s['own_cpu_s'])} | {ratio(b['own_peak_rss_mib'], s['own_peak_rss_mib'])} |")
+    for g in sorted((g for g in summary if g["case"] == "s"), key=lambda g: g["size"]):
+        ms = {k: v * 1000 for k, v in g["wall_s"].items()}
+        lines.append(f"\nStart-up `{g['size']}`: {fmt(ms, ' ms', 1)} process wall, {g['runs']} fresh processes")
     de = [g for g in summary if g["case"] in ("d", "e")]
     if de:
         lines += ["", "| (d)/(e) | figures: median (min–max) of the runs |", "|---|---|"]
@@ -543,7 +561,8 @@ def main():
     p.add_argument("--no-butterfree", action="store_true", help="Borboleta only")
     p.add_argument("--runs", type=int, default=3, help="fresh processes per system and case (default 3)")
     p.add_argument("--no-build", action="store_true", help="use the release binaries already built")
-    p.add_argument("--cases", default="a,b,c,d,e", help="comma list of cases (a, b, c, d, e; d and e run together)")
+    p.add_argument("--cases", default="a,b,c,s,d,e",
+                   help="comma list of cases (a, b, c, s = start-up, d, e; d and e run together)")
     p.add_argument("--sizes", help="comma list of (a)/(b) sizes (default 100000,1000000[,5000000])")
     p.add_argument("--agg-sizes", default="", help="comma list of extra (b) sizes for Borboleta alone")
     p.add_argument("--memory-limit-mb", type=int, help="Borboleta's --memory-limit-mb for (a)/(b)")
@@ -598,6 +617,9 @@ def main():
     if "c" in cases:
         case_stream(args, runs)
         save()
+    if "s" in cases:
+        case_startup(args, runs)
+        save()
     if "d" in cases or "e" in cases:
         case_kafka(args, runs)
         save()
@@ -613,6 +635,18 @@ def main():
     print()
     print(table(summarize(runs), comparisons))
     print("\n--smoke: results not saved" if args.smoke else f"\nraw results: bench/results/{stamp}.json")
+    if not args.smoke:
+        charts()
+
+
+def charts():
+    """docs/img/bench-{a,b}.png from every results file (bench/charts.py, matplotlib in its own venv)."""
+    venv = os.path.join(CACHE, "bench-charts-venv")
+    py = os.path.join(venv, "bin", "python")
+    if not os.path.exists(py):
+        sh([sys.executable, "-m", "venv", venv])
+        sh([py, "-m", "pip", "install", "-q", "matplotlib"])
+    sh([py, os.path.join(HERE, "charts.py")])
 
 
 def machine():

@@ -32,10 +32,20 @@ use serde_json::Value;
 /// Environment variable with the bootstrap servers, as in Butterfree.
 pub const CONNECTION_ENV: &str = "KAFKA_CONSUMER_CONNECTION_STRING";
 
-const TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(10);
 
-fn kafka_err(context: &str, e: impl std::fmt::Display) -> Error {
+pub(crate) fn kafka_err(context: &str, e: impl std::fmt::Display) -> Error {
     Error::external("kafka", true, format!("{context}: {e}"))
+}
+
+/// The bootstrap servers: `given` (the spec's `connection_string` at `path`), else Butterfree's
+/// environment variable.
+pub(crate) fn bootstrap_servers(given: Option<&str>, path: &str) -> Result<String> {
+    given
+        .map(str::to_string)
+        .or_else(|| std::env::var(CONNECTION_ENV).ok())
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| Error::spec(path, format!("no Kafka servers: set `{path}` or {CONNECTION_ENV}")))
 }
 
 /// A Kafka reader (streaming or bounded).
@@ -138,17 +148,7 @@ impl KafkaStream {
     }
 
     fn servers(&self) -> Result<String> {
-        self.spec
-            .connection_string
-            .clone()
-            .or_else(|| std::env::var(CONNECTION_ENV).ok())
-            .filter(|s| !s.trim().is_empty())
-            .ok_or_else(|| {
-                Error::spec(
-                    "connection_string",
-                    format!("no Kafka servers: set `connection_string` or {CONNECTION_ENV}"),
-                )
-            })
+        bootstrap_servers(self.spec.connection_string.as_deref(), "connection_string")
     }
 
     fn consumer(&self) -> Result<Arc<BaseConsumer>> {

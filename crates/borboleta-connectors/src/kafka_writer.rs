@@ -15,7 +15,6 @@
 //! values and timestamps.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use async_trait::async_trait;
@@ -30,16 +29,10 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
-use crate::kafka::CONNECTION_ENV;
+use crate::kafka::{TIMEOUT, bootstrap_servers, kafka_err};
 
 /// The header with the row's write timestamp (µs, decimal).
 pub const WRITE_TS_HEADER: &str = "borboleta-write-ts";
-
-const TIMEOUT: Duration = Duration::from_secs(10);
-
-fn kafka_err(context: &str, e: impl std::fmt::Display) -> Error {
-    Error::external("kafka", true, format!("{context}: {e}"))
-}
 
 /// Publishes the latest feature row per key to a Kafka topic.
 pub struct KafkaOnlineWriter {
@@ -75,17 +68,7 @@ impl KafkaOnlineWriter {
     }
 
     fn servers(&self) -> Result<String> {
-        self.config
-            .connection_string
-            .clone()
-            .or_else(|| std::env::var(CONNECTION_ENV).ok())
-            .filter(|s| !s.trim().is_empty())
-            .ok_or_else(|| {
-                Error::spec(
-                    "writers.kafka.connection_string",
-                    format!("no Kafka servers: set `kafka.connection_string` or {CONNECTION_ENV}"),
-                )
-            })
+        bootstrap_servers(self.config.connection_string.as_deref(), "kafka.connection_string")
     }
 
     /// Connects once and checks that the topic exists (a clear error naming the servers).

@@ -1037,11 +1037,7 @@ pub struct KafkaWriterConfigSpec {
 
 impl fmt::Debug for KafkaWriterConfigSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let options: BTreeMap<&str, &str> = self
-            .options
-            .iter()
-            .map(|(k, v)| (k.as_str(), if is_secret_setting(k) { "***" } else { v.as_str() }))
-            .collect();
+        let options = masked(&self.options);
         f.debug_struct("KafkaWriterConfigSpec")
             .field("topic", &self.topic)
             .field("connection_string", &self.connection_string)
@@ -1304,6 +1300,14 @@ pub fn is_secret_setting(name: &str) -> bool {
         .any(|k| n.contains(k))
 }
 
+/// Client settings with the values of secret-looking names replaced by `***` (for `Debug`).
+fn masked(options: &BTreeMap<String, String>) -> BTreeMap<&str, &str> {
+    options
+        .iter()
+        .map(|(k, v)| (k.as_str(), if is_secret_setting(k) { "***" } else { v.as_str() }))
+        .collect()
+}
+
 impl fmt::Debug for CassandraConfigSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CassandraConfigSpec")
@@ -1323,11 +1327,7 @@ impl fmt::Debug for CassandraConfigSpec {
 
 impl fmt::Debug for KafkaReaderSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let options: BTreeMap<&str, &str> = self
-            .options
-            .iter()
-            .map(|(k, v)| (k.as_str(), if is_secret_setting(k) { "***" } else { v.as_str() }))
-            .collect();
+        let options = masked(&self.options);
         f.debug_struct("KafkaReaderSpec")
             .field("id", &self.id)
             .field("topic", &self.topic)

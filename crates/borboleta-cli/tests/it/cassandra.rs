@@ -8,7 +8,7 @@ use std::path::Path;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::value::Row;
 
-use crate::common::{run_env, text};
+use crate::common::{committed_epoch, log_tail, run_env, spawn_stream, text};
 use crate::kafka::{kafka_spec, new_topic, produce};
 use crate::stream::{batch_reference, events};
 
@@ -349,23 +349,9 @@ async fn cassandra_outage_mid_stream_loses_nothing() {
 
     let first = events(1, 500);
     produce(&topic, &shuffled(&first, 3));
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_borboleta"))
-        .args(["run", "spec.yaml", "--quiet"])
-        .current_dir(d)
-        .env("BORBOLETA_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(d.join("stderr.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let log = |d: &Path| {
-        let t = std::fs::read_to_string(d.join("stderr.log")).unwrap_or_default();
-        t.lines().rev().take(15).collect::<Vec<_>>().join("\n")
-    };
-    let committed = |d: &Path| -> Option<u64> {
-        let show = text(&run_env(d, &["checkpoint", "show", "spec.yaml"], &[]).stdout);
-        show.lines()
-            .find_map(|l| l.strip_prefix("last committed epoch: ")?.parse().ok())
-    };
+    let mut child = spawn_stream(d);
+    let log = log_tail;
+    let committed = committed_epoch;
     let t0 = std::time::Instant::now();
     while cassandra_rows(&keyspace).await.len() < 23 {
         assert!(t0.elapsed().as_secs() < 60, "the stream did not start writing");
@@ -502,6 +488,15 @@ async fn count_rows(keyspace: &str, table: &str) -> usize {
         .rows_num()
 }
 
+/// `events.jsonl` with two events (ids 1 and 2) for [`batch_spec`].
+fn write_two_events(dir: &Path) {
+    std::fs::write(
+        dir.join("events.jsonl"),
+        "{\"id\":1,\"ts\":\"2024-01-01 10:00:00\",\"a\":1.5,\"b\":\"x\"}\n{\"id\":2,\"ts\":\"2024-01-02 10:00:00\",\"a\":2.5,\"b\":\"yy\"}\n",
+    )
+    .unwrap();
+}
+
 const HISTORICAL: &str = "  - {type: historical_feature_store}\n";
 
 /// `migrate apply`: create from nothing (dry run first), add a feature, refuse a retype (then
@@ -511,11 +506,7 @@ async fn migrate_apply_creates_adds_and_refuses_retypes() {
     let keyspace = format!("it_migrate_{}", std::process::id());
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(
-        d.join("events.jsonl"),
-        "{\"id\":1,\"ts\":\"2024-01-01 10:00:00\",\"a\":1.5,\"b\":\"x\"}\n{\"id\":2,\"ts\":\"2024-01-02 10:00:00\",\"a\":2.5,\"b\":\"yy\"}\n",
-    )
-    .unwrap();
+    write_two_events(d);
     let v1 = batch_spec(
         &keyspace,
         "mig_fs",
@@ -795,11 +786,7 @@ async fn cassandra_over_tls_verifies_the_node() {
     let keyspace = format!("it_tls_{}", std::process::id());
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(
-        d.join("events.jsonl"),
-        "{\"id\":1,\"ts\":\"2024-01-01 10:00:00\",\"a\":1.5,\"b\":\"x\"}\n{\"id\":2,\"ts\":\"2024-01-02 10:00:00\",\"a\":2.5,\"b\":\"yy\"}\n",
-    )
-    .unwrap();
+    write_two_events(d);
     // a self-signed CA of our own, which did not sign the node's certificate
     let other = d.join("other-ca.pem");
     let out = std::process::Command::new("keytool")

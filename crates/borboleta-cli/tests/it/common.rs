@@ -73,3 +73,28 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Starts `borboleta run spec.yaml --quiet` in `dir` as a stream, its warnings in `stderr.log`.
+pub fn spawn_stream(dir: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_borboleta"))
+        .args(["run", "spec.yaml", "--quiet"])
+        .current_dir(dir)
+        .env("BORBOLETA_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// The last lines of `stderr.log` of [`spawn_stream`], newest first.
+pub fn log_tail(dir: &Path) -> String {
+    let t = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
+    t.lines().rev().take(15).collect::<Vec<_>>().join("\n")
+}
+
+/// The last committed epoch of the stream in `dir`, from `checkpoint show`.
+pub fn committed_epoch(dir: &Path) -> Option<u64> {
+    let show = text(&run_env(dir, &["checkpoint", "show", "spec.yaml"], &[]).stdout);
+    show.lines()
+        .find_map(|l| l.strip_prefix("last committed epoch: ")?.parse().ok())
+}

@@ -9,7 +9,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
-use crate::common::{run_env, text};
+use crate::common::{committed_epoch, log_tail, run_env, spawn_stream, text};
 use crate::stream::{batch_reference, events, stream_outputs, write_spec};
 
 fn servers() -> String {
@@ -478,23 +478,9 @@ async fn kafka_broker_restart_mid_stream_loses_nothing() {
         .flush(Duration::from_secs(30))
         .unwrap();
 
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_borboleta"))
-        .args(["run", "spec.yaml", "--quiet"])
-        .current_dir(d)
-        .env("BORBOLETA_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(d.join("stderr.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let log = |d: &Path| {
-        let t = std::fs::read_to_string(d.join("stderr.log")).unwrap_or_default();
-        t.lines().rev().take(15).collect::<Vec<_>>().join("\n")
-    };
-    let committed = |d: &Path| -> Option<u64> {
-        let show = text(&run_env(d, &["checkpoint", "show", "spec.yaml"], &[]).stdout);
-        show.lines()
-            .find_map(|l| l.strip_prefix("last committed epoch: ")?.parse().ok())
-    };
+    let mut child = spawn_stream(d);
+    let log = log_tail;
+    let committed = committed_epoch;
     let t0 = std::time::Instant::now();
     let mut all = vec![("a.jsonl".to_string(), first)];
     let (_, ref_first) = batch_reference(&all).await;
