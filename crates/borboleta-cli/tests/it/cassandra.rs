@@ -866,3 +866,98 @@ async fn cassandra_over_tls_verifies_the_node() {
         .await
         .unwrap();
 }
+
+/// The production path under crashes: Kafka → stream → historical files and Cassandra. First a
+/// crash at each step of the checkpoint protocol, then ≥ 20 SIGKILLs at random moments while
+/// events keep being produced, then a drain: no event lost or written twice in the historical
+/// store, and Cassandra equals the latest event per key of everything produced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_to_cassandra_survives_failpoints_and_sigkills() {
+    let topic = new_topic("cass_kill", 3).await;
+    let keyspace = format!("it_kill_{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cassandra_spec(d, &topic, &keyspace);
+    let spec = std::fs::read_to_string(d.join("spec.yaml")).unwrap().replace(
+        "{type: historical_feature_store}",
+        "{type: historical_feature_store, commit_interval_seconds: 0}",
+    );
+    std::fs::write(d.join("spec.yaml"), format!("{spec}  max_rows_per_batch: 40\n")).unwrap();
+    let args = ["run", "spec.yaml", "--available-now", "--quiet"];
+    let mut all: Vec<(String, String)> = Vec::new();
+
+    // 1. a crash at each protocol step (each at an epoch a few epochs ahead)
+    for (i, step) in ["after_offsets", "during_writers", "before_commit", "after_commit"]
+        .iter()
+        .enumerate()
+    {
+        let batch = events(200 + i as u64, 200);
+        produce(&topic, &shuffled(&batch, i as u64));
+        all.push((format!("f{i}.jsonl"), batch));
+        let at = committed_epoch(d).map_or(2, |e| e + 2);
+        let out = run_env(d, &args, &[("BORBOLETA_FAILPOINT", &format!("{step}@{at}"))]);
+        assert!(
+            text(&out.stderr).contains(&format!("failpoint {step}@{at}")),
+            "{step}@{at} must fire: {}",
+            text(&out.stderr)
+        );
+        let out = run_env(d, &args, &[]);
+        assert!(out.status.success(), "after {step}: {}", text(&out.stderr));
+        let (_, ref_online) = batch_reference(&all).await;
+        assert_eq!(cassandra_rows(&keyspace).await, normalize(&ref_online), "after {step}");
+    }
+
+    // 2. SIGKILLs while producing
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    eprintln!("kafka sigkill test seed: {seed}");
+    let mut rand = move |n: u64| {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) % n
+    };
+    let before = committed_epoch(d).unwrap_or(0);
+    let kills = 20;
+    let mut batch_no = 0u64;
+    for _ in 0..kills {
+        let mut child = spawn_stream(d);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(300 + rand(1200));
+        while std::time::Instant::now() < deadline {
+            let batch = events(300 + batch_no, 30);
+            produce(&topic, &shuffled(&batch, batch_no));
+            all.push((format!("k{batch_no}.jsonl"), batch));
+            batch_no += 1;
+            std::thread::sleep(std::time::Duration::from_millis(20 + rand(80)));
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+    let after = committed_epoch(d).unwrap_or(0);
+    assert!(
+        after >= before + 5,
+        "the kills must hit a working stream: epochs {before} → {after}"
+    );
+    let out = run_env(d, &args, &[]);
+    assert!(out.status.success(), "drain: {}", text(&out.stderr));
+    let (ref_hist, ref_online) = batch_reference(&all).await;
+    let hist = crate::stream::parquet_rows(&d.join("feature_store/historical/user/stream_fs"));
+    eprintln!(
+        "{kills} kills, {batch_no} batches, {} events, epochs {before} → {after} before the drain",
+        ref_hist.len()
+    );
+    assert_eq!(hist.len(), ref_hist.len(), "every event once in the historical store");
+    assert_eq!(hist, ref_hist);
+    assert_eq!(
+        cassandra_rows(&keyspace).await,
+        normalize(&ref_online),
+        "Cassandra after {kills} kills"
+    );
+    session()
+        .await
+        .query_unpaged(format!("DROP KEYSPACE {keyspace}"), ())
+        .await
+        .unwrap();
+}
