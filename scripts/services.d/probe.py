@@ -15,6 +15,7 @@ for HOST (for 127.0.0.1: an IP address SAN), as a client such as rustls or librd
 Prints a one-line summary and exits 0 when the service answered the request, 1 otherwise
 (reason on stderr).
 """
+import os
 import socket
 import struct
 import sys
@@ -157,7 +158,15 @@ def cassandra(host, port, timeout, cafile=None):
         s.sendall(cql_frame(0x01, body))  # STARTUP
         opcode, r = cql_read(s)
         cql_check_error(opcode, r, "STARTUP")
-        if opcode != 0x02:  # READY (0x03 AUTHENTICATE would mean auth is on)
+        user = os.environ.get("CASSANDRA_PROBE_USER")
+        if opcode == 0x03 and user:  # AUTHENTICATE: SASL PLAIN with CASSANDRA_PROBE_USER/PASSWORD
+            token = b"\x00" + user.encode() + b"\x00" + os.environ.get("CASSANDRA_PROBE_PASSWORD", "").encode()
+            s.sendall(cql_frame(0x0F, struct.pack(">i", len(token)) + token))  # AUTH_RESPONSE
+            opcode, r = cql_read(s)
+            cql_check_error(opcode, r, "AUTH_RESPONSE")
+            if opcode != 0x10:  # AUTH_SUCCESS
+                raise ValueError("AUTH_RESPONSE answered with opcode 0x%02x" % opcode)
+        elif opcode != 0x02:  # READY (0x03 AUTHENTICATE means auth is on: set CASSANDRA_PROBE_USER)
             raise ValueError("STARTUP answered with opcode 0x%02x, expected READY" % opcode)
 
         q = b"SELECT release_version FROM system.local"

@@ -424,13 +424,11 @@ impl CassandraOnlineStore {
                 if let Some(ca) = &c.tls_ca_file {
                     b = b.tls_context(Some(tls_config(ca)?));
                 }
-                let session = b.build().await.map_err(|e| {
-                    cass_err(
-                        &format!("cannot connect to Cassandra at {}", c.hosts.join(",")),
-                        true,
-                        e,
-                    )
-                })?;
+                // bad credentials are not retryable; an unreachable cluster is
+                let session = b
+                    .build()
+                    .await
+                    .map_err(|e| driver_err(&format!("cannot connect to Cassandra at {}", c.hosts.join(",")), e))?;
                 if c.create_keyspace {
                     session
                         .query_unpaged(create_keyspace_cql(&c.keyspace)?, ())

@@ -961,3 +961,200 @@ async fn kafka_to_cassandra_survives_failpoints_and_sigkills() {
         .await
         .unwrap();
 }
+
+/// A Cassandra of the test's own with password authentication (`scripts/services` with
+/// `CASSANDRA_AUTH=password`, other ports and run folder; superuser `cassandra`). Stopped on drop.
+struct PrivateCassandra {
+    run: tempfile::TempDir,
+}
+
+impl PrivateCassandra {
+    const PORT: u16 = 19042;
+
+    fn services(run: &Path, cmd: &str) -> std::process::Output {
+        std::process::Command::new(crate::common::repo_root().join("scripts/services"))
+            .args([cmd, "cassandra"])
+            .env("BORBOLETA_SERVICES_RUN", run)
+            .env("CASSANDRA_PORT", Self::PORT.to_string())
+            .env("CASSANDRA_STORAGE_PORT", "17000")
+            .env("CASSANDRA_JMX_PORT", "17199")
+            .env("CASSANDRA_HEAP", "512M")
+            .env("CASSANDRA_AUTH", "password")
+            .output()
+            .unwrap()
+    }
+
+    fn start() -> Self {
+        let run = tempfile::tempdir().unwrap();
+        let out = Self::services(run.path(), "up");
+        assert!(
+            out.status.success(),
+            "scripts/services up cassandra (auth): {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        Self { run }
+    }
+}
+
+impl Drop for PrivateCassandra {
+    fn drop(&mut self) {
+        let _ = Self::services(self.run.path(), "down");
+    }
+}
+
+/// Username and password: a wrong password is a clear error naming the host (exit 1, the
+/// password never printed, nothing written); the right one writes and reads back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cassandra_password_authentication() {
+    let _cassandra = PrivateCassandra::start();
+    let host = format!("127.0.0.1:{}", PrivateCassandra::PORT);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_two_events(d);
+    let spec = batch_spec(
+        "it_auth",
+        "auth_fs",
+        "user",
+        &[("a", "double", "a"), ("b", "string", "b")],
+        "",
+    )
+    .replace(
+        &format!("hosts: '{}'", cassandra()),
+        &format!("hosts: '{host}', username: cassandra, password: '${{CASS_TEST_PASSWORD}}'"),
+    );
+    assert!(spec.contains("CASS_TEST_PASSWORD"), "{spec}");
+    std::fs::write(d.join("spec.yaml"), spec).unwrap();
+
+    let out = run_env(d, &["run", "spec.yaml"], &[("CASS_TEST_PASSWORD", "not-the-password")]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot connect to Cassandra at {host}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Authentication failed") && !stderr.contains("a retry may help"),
+        "bad credentials are not retryable: {stderr}"
+    );
+    assert!(!stderr.contains("not-the-password") && !stdout.contains("not-the-password"));
+
+    let env = [("CASS_TEST_PASSWORD", "cassandra")];
+    let out = run_env(d, &["run", "spec.yaml"], &env);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run_env(
+        d,
+        &["online", "get", "spec.yaml", "--key", "id=1", "--output", "jsonl"],
+        &env,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("\"b\":\"x\""), "{}", text(&out.stdout));
+}
+
+/// Two keys: a new table gets both in the partition key `((id, region))`; a table made the way
+/// Butterfree makes it, `PRIMARY KEY (id, region)` (region a clustering column), is written and
+/// read as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cassandra_composite_keys_and_butterfree_tables() {
+    let keyspace = format!("it_keys_{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("events.jsonl"),
+        "{\"id\":1,\"region\":\"sp\",\"ts\":\"2024-01-01 10:00:00\",\"a\":1.5}\n\
+         {\"id\":1,\"region\":\"rj\",\"ts\":\"2024-01-01 11:00:00\",\"a\":2.5}\n\
+         {\"id\":1,\"region\":\"sp\",\"ts\":\"2024-01-02 10:00:00\",\"a\":3.5}\n\
+         {\"id\":2,\"region\":\"sp\",\"ts\":\"2024-01-01 09:00:00\",\"a\":4.5}\n",
+    )
+    .unwrap();
+    let spec = |name: &str| {
+        format!(
+            r#"readers:
+  - {{id: events, type: file, path: events.jsonl, format: json, schema: {{id: bigint, region: string, ts: string, a: double}}}}
+source:
+  query: select id, region, ts, a from events
+feature_set:
+  name: {name}
+  entity: user
+  keys: [{{name: id, dtype: bigint}}, {{name: region, dtype: string}}]
+  timestamp: {{from_column: ts}}
+  features:
+    - {{name: a, dtype: double}}
+writers:
+  - type: online_feature_store
+    cassandra: {{hosts: '{}', keyspace: {keyspace}, create_keyspace: true}}
+"#,
+            cassandra()
+        )
+    };
+    let kinds = |table: &'static str| {
+        let keyspace = keyspace.clone();
+        async move {
+            let rows = session()
+                .await
+                .query_unpaged(
+                    "SELECT column_name, kind FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?",
+                    (keyspace.as_str(), table),
+                )
+                .await
+                .unwrap()
+                .into_rows_result()
+                .unwrap();
+            let mut out: Vec<String> = rows
+                .rows::<(String, String)>()
+                .unwrap()
+                .map(|r| {
+                    let (c, k) = r.unwrap();
+                    format!("{c} {k}")
+                })
+                .collect();
+            out.sort();
+            out
+        }
+    };
+    let get = |d: &Path, key: &str| {
+        let out = run_env(d, &["online", "get", "spec.yaml", "--key", key, "--output", "jsonl"], &[]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).trim().to_string()
+    };
+
+    // a new table: both keys in the partition key
+    std::fs::write(d.join("spec.yaml"), spec("keys_fs")).unwrap();
+    let out = run_env(d, &["run", "spec.yaml", "--quiet"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        kinds("keys_fs").await,
+        ["a regular", "id partition_key", "region partition_key", "timestamp regular"]
+    );
+    assert_eq!(count_rows(&keyspace, "keys_fs").await, 3, "one row per (id, region)");
+    assert!(get(d, "id=1,region=sp").contains("\"a\":3.5"), "the latest event of (1, sp)");
+    assert!(get(d, "id=1,region=rj").contains("\"a\":2.5"));
+
+    // Butterfree's layout: region is a clustering column
+    session()
+        .await
+        .query_unpaged(
+            format!(
+                "CREATE TABLE {keyspace}.bf_fs (id bigint, region text, timestamp timestamp, a double, PRIMARY KEY (id, region))"
+            ),
+            (),
+        )
+        .await
+        .unwrap();
+    std::fs::write(d.join("spec.yaml"), spec("bf_fs")).unwrap();
+    let out = run_env(d, &["run", "spec.yaml", "--quiet"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        kinds("bf_fs").await,
+        ["a regular", "id partition_key", "region clustering", "timestamp regular"],
+        "the table is used as it is"
+    );
+    assert_eq!(count_rows(&keyspace, "bf_fs").await, 3);
+    assert!(get(d, "id=1,region=sp").contains("\"a\":3.5"));
+    assert!(get(d, "id=2,region=sp").contains("\"a\":4.5"));
+    session()
+        .await
+        .query_unpaged(format!("DROP KEYSPACE {keyspace}"), ())
+        .await
+        .unwrap();
+}
