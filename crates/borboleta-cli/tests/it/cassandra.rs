@@ -1113,7 +1113,11 @@ writers:
         }
     };
     let get = |d: &Path, key: &str| {
-        let out = run_env(d, &["online", "get", "spec.yaml", "--key", key, "--output", "jsonl"], &[]);
+        let out = run_env(
+            d,
+            &["online", "get", "spec.yaml", "--key", key, "--output", "jsonl"],
+            &[],
+        );
         assert!(out.status.success(), "{}", text(&out.stderr));
         text(&out.stdout).trim().to_string()
     };
@@ -1124,10 +1128,18 @@ writers:
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         kinds("keys_fs").await,
-        ["a regular", "id partition_key", "region partition_key", "timestamp regular"]
+        [
+            "a regular",
+            "id partition_key",
+            "region partition_key",
+            "timestamp regular"
+        ]
     );
     assert_eq!(count_rows(&keyspace, "keys_fs").await, 3, "one row per (id, region)");
-    assert!(get(d, "id=1,region=sp").contains("\"a\":3.5"), "the latest event of (1, sp)");
+    assert!(
+        get(d, "id=1,region=sp").contains("\"a\":3.5"),
+        "the latest event of (1, sp)"
+    );
     assert!(get(d, "id=1,region=rj").contains("\"a\":2.5"));
 
     // Butterfree's layout: region is a clustering column
@@ -1146,7 +1158,12 @@ writers:
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         kinds("bf_fs").await,
-        ["a regular", "id partition_key", "region clustering", "timestamp regular"],
+        [
+            "a regular",
+            "id partition_key",
+            "region clustering",
+            "timestamp regular"
+        ],
         "the table is used as it is"
     );
     assert_eq!(count_rows(&keyspace, "bf_fs").await, 3);
