@@ -555,3 +555,125 @@ async fn kafka_broker_restart_mid_stream_loses_nothing() {
         "memory during the outage: {max_rss} KiB vs {rss_before} KiB before"
     );
 }
+
+/// `rows read` of a stream run's summary line.
+fn rows_read(stderr: &str) -> u64 {
+    stderr
+        .lines()
+        .find_map(|l| {
+            let rest = l.strip_prefix("stream stopped: ")?;
+            let part = rest.split(", ").find(|p| p.ends_with("rows read"))?;
+            part.split_whitespace().next()?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no summary in: {stderr}"))
+}
+
+/// Bounded reads with per-partition and by-time offsets (exact ranges, checked by partition and
+/// offset), a stream starting at `latest`, and `checkpoint reset --to-time` on a Kafka stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_offsets_by_partition_time_and_latest() {
+    let topic = new_topic("offsets", 2).await;
+    let lines = |t: &str| t.lines().map(|l| Some(l.to_string())).collect::<Vec<_>>();
+    produce(&topic, &lines(&events(1, 40)));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let t = chrono::Utc::now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    produce(&topic, &lines(&events(2, 20)));
+    let ends = end_offsets(&topic, 2);
+    assert_eq!(ends.iter().sum::<i64>(), 60);
+
+    // bounded: (partition, rows, first offset, last offset) of what one read returns
+    let bounded = |starting: String, ending: String| {
+        let topic = topic.clone();
+        async move {
+            let dir = tempfile::tempdir().unwrap();
+            write_spec(dir.path(), false, "");
+            let spec = std::fs::read_to_string(dir.path().join("spec.yaml")).unwrap();
+            let file_reader = "  - id: events\n    type: file\n    path: in\n    format: json\n    stream: false\n";
+            assert!(spec.contains(file_reader), "{spec}");
+            let spec = spec
+                .replace(
+                    file_reader,
+                    &format!(
+                        "  - id: events\n    type: kafka\n    topic: {topic}\n    connection_string: '{}'\n    stream: false\n    starting_offsets: {starting}\n    ending_offsets: {ending}\n",
+                        servers()
+                    ),
+                )
+                .replace("    schema: {id: bigint", "    value_schema: {id: bigint");
+            std::fs::write(dir.path().join("spec.yaml"), spec).unwrap();
+            let spec = borboleta::FeatureSetPipelineSpec::parse_yaml_file(dir.path().join("spec.yaml")).unwrap();
+            let p = borboleta::build_pipeline(spec, &borboleta::PipelineOptions::default())
+                .await
+                .unwrap();
+            let batches = p
+                .sql(
+                    "select kafka_metadata['partition'] as p, count(*) as n, \
+                     min(kafka_metadata['offset']) as lo, max(kafka_metadata['offset']) as hi \
+                     from events group by 1 order by 1",
+                )
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap();
+            let mut out = Vec::new();
+            for b in batches {
+                use arrow::array::AsArray;
+                use arrow::datatypes::{Int32Type, Int64Type};
+                for r in 0..b.num_rows() {
+                    out.push((
+                        b.column(0).as_primitive::<Int32Type>().value(r),
+                        b.column(1).as_primitive::<Int64Type>().value(r),
+                        b.column(2).as_primitive::<Int64Type>().value(r),
+                        b.column(3).as_primitive::<Int64Type>().value(r),
+                    ));
+                }
+            }
+            out
+        }
+    };
+    let (s0, s1, e0, e1) = (ends[0] / 4, ends[1] / 4, ends[0] / 2, ends[1] / 2);
+    let got = bounded(format!("{{'0': {s0}, '1': {s1}}}"), format!("{{'0': {e0}, '1': {e1}}}")).await;
+    let want: Vec<(i32, i64, i64, i64)> = [(0, s0, e0), (1, s1, e1)]
+        .into_iter()
+        .filter(|(_, s, e)| e > s)
+        .map(|(p, s, e)| (p, e - s, s, e - 1))
+        .collect();
+    assert_eq!(got, want, "per-partition [start, end) of {ends:?}");
+    let got = bounded("earliest".into(), "latest".into()).await;
+    assert_eq!(got.iter().map(|g| g.1).sum::<i64>(), 60, "{got:?}");
+    let got = bounded(format!("{{timestamp: '{}'}}", t.to_rfc3339()), "latest".into()).await;
+    assert_eq!(
+        got.iter().map(|g| g.1).sum::<i64>(),
+        20,
+        "the messages after {t}: {got:?}"
+    );
+
+    // a stream from `latest`: what was there before its first run is skipped
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    kafka_spec(d, &topic, "");
+    let spec = std::fs::read_to_string(d.join("spec.yaml"))
+        .unwrap()
+        .replace("    starting_offsets: earliest\n", "    starting_offsets: latest\n");
+    std::fs::write(d.join("spec.yaml"), spec).unwrap();
+    let args = ["run", "spec.yaml", "--available-now"];
+    let out = run_env(d, &args, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(rows_read(&text(&out.stderr)), 0, "latest: nothing old");
+    produce(&topic, &lines(&events(3, 15)));
+    let out = run_env(d, &args, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(rows_read(&text(&out.stderr)), 15, "only what came after the start");
+
+    // checkpoint reset --to-time: everything after `t` again (the second batch and the 15)
+    let out = run_env(
+        d,
+        &["checkpoint", "reset", "spec.yaml", "--to-time", &t.to_rfc3339()],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run_env(d, &args, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(rows_read(&text(&out.stderr)), 35, "read again from {t}");
+}
