@@ -441,23 +441,28 @@ pub(crate) fn deduplicate(df: DataFrame, keys: &[String], features: &[String]) -
             order.push(column(f).sort(true, true));
         }
     }
-    let mut df = df.with_column(
-        "__borboleta_rn",
+    // one window operator for all of them (same partitioning and order): one pass, not one
+    // per feature
+    let mut windows = vec![
         row_number()
             .partition_by(partition.clone())
             .order_by(order.clone())
-            .build()?,
-    )?;
-    let mut changed: Option<Expr> = None;
+            .build()?
+            .alias("__borboleta_rn"),
+    ];
     for (i, f) in features.iter().enumerate() {
-        let prev = format!("__borboleta_prev_{i}");
-        df = df.with_column(
-            &prev,
+        windows.push(
             lag(column(f), Some(1), None)
                 .partition_by(partition.clone())
                 .order_by(order.clone())
-                .build()?,
-        )?;
+                .build()?
+                .alias(format!("__borboleta_prev_{i}")),
+        );
+    }
+    let df = df.window(windows)?;
+    let mut changed: Option<Expr> = None;
+    for (i, f) in features.iter().enumerate() {
+        let prev = format!("__borboleta_prev_{i}");
         let diff = Expr::BinaryExpr(datafusion::logical_expr::BinaryExpr::new(
             Box::new(column(f)),
             datafusion::logical_expr::Operator::IsDistinctFrom,

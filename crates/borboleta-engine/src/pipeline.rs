@@ -543,14 +543,34 @@ impl FeatureSetPipeline {
             .map(|k| self.wctx.schema.index_of(k))
             .collect::<std::result::Result<_, _>>()?;
         let mut sessions: Option<Vec<Box<dyn WriterSession>>> = None;
-        while let Some(batch) = stream.next().await {
-            let batch = batch?;
-            let batch = drop_null_keys(batch, &key_idx, &mut summary.rows_null_key)?;
-            if batch.num_rows() == 0 {
-                continue;
-            }
-            // Butterfree's input schema is "any": re-attach ours (nullability may differ).
-            let batch = RecordBatch::try_new(self.schema(), batch.columns().to_vec())?;
+        // Window operators emit many small batches (one per run of complete partitions): the
+        // writers get them coalesced to ~8k rows (a small batch costs per column in every
+        // writer, and a debug table would keep each one's buffers).
+        let mut coalescer = arrow::compute::BatchCoalescer::new(self.schema(), 8192);
+        let (mut batches_in, mut batches_out) = (0u64, 0u64);
+        let mut input_done = false;
+        loop {
+            let batch = match coalescer.next_completed_batch() {
+                Some(b) => b,
+                None if input_done => break,
+                None => match stream.next().await {
+                    Some(batch) => {
+                        let batch = drop_null_keys(batch?, &key_idx, &mut summary.rows_null_key)?;
+                        batches_in += 1;
+                        if batch.num_rows() > 0 {
+                            // Butterfree's input schema is "any": re-attach ours (nullability may differ).
+                            coalescer.push_batch(RecordBatch::try_new(self.schema(), batch.columns().to_vec())?)?;
+                        }
+                        continue;
+                    }
+                    None => {
+                        coalescer.finish_buffered_batch()?;
+                        input_done = true;
+                        continue;
+                    }
+                },
+            };
+            batches_out += 1;
             summary.rows_computed += batch.num_rows() as u64;
             if sessions.is_none() {
                 let mut s = Vec::new();
@@ -566,6 +586,12 @@ impl FeatureSetPipeline {
                 p(summary.rows_computed);
             }
         }
+        info!(
+            batches_in,
+            batches_out,
+            rows = summary.rows_computed,
+            "feature rows computed"
+        );
         summary.stages.push(("compute".into(), t1.elapsed()));
         summary.rows_read = rows_read(&plan);
         summary.values_nulled_by_casts = counter.get();
