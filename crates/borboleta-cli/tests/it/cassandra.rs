@@ -477,6 +477,14 @@ async fn live_columns(keyspace: &str, table: &str) -> Vec<String> {
     out
 }
 
+async fn drop_keyspace(keyspace: &str) {
+    session()
+        .await
+        .query_unpaged(format!("DROP KEYSPACE {keyspace}"), ())
+        .await
+        .unwrap();
+}
+
 async fn count_rows(keyspace: &str, table: &str) -> usize {
     session()
         .await
@@ -700,11 +708,7 @@ async fn migrate_apply_creates_adds_and_refuses_retypes() {
         "{}",
         text(&out.stdout)
     );
-    session()
-        .await
-        .query_unpaged(format!("DROP KEYSPACE {keyspace}"), ())
-        .await
-        .unwrap();
+    drop_keyspace(&keyspace).await;
 }
 
 /// `ttl_seconds` counts from the event time: a recent row lives ttl − age, an expired one is
@@ -753,11 +757,7 @@ async fn cassandra_ttl_counts_from_the_event_time() {
     assert_eq!(id, 1);
     let ttl = ttl.unwrap();
     assert!((2900..=3000).contains(&ttl), "ttl − age ≈ 3000 s, got {ttl}");
-    session()
-        .await
-        .query_unpaged(format!("DROP KEYSPACE {keyspace}"), ())
-        .await
-        .unwrap();
+    drop_keyspace(&keyspace).await;
 }
 
 /// The CA of the TLS endpoints of `scripts/services` (`$BORBOLETA_SERVICES_RUN/tls/ca.pem`).
@@ -860,11 +860,7 @@ async fn cassandra_over_tls_verifies_the_node() {
         "read back over TLS: {}",
         text(&out.stdout)
     );
-    session()
-        .await
-        .query_unpaged(format!("DROP KEYSPACE {keyspace}"), ())
-        .await
-        .unwrap();
+    drop_keyspace(&keyspace).await;
 }
 
 /// The production path under crashes: Kafka → stream → historical files and Cassandra. First a
@@ -955,11 +951,7 @@ async fn kafka_to_cassandra_survives_failpoints_and_sigkills() {
         normalize(&ref_online),
         "Cassandra after {kills} kills"
     );
-    session()
-        .await
-        .query_unpaged(format!("DROP KEYSPACE {keyspace}"), ())
-        .await
-        .unwrap();
+    drop_keyspace(&keyspace).await;
 }
 
 /// A Cassandra of the test's own with password authentication (`scripts/services` with
@@ -1169,9 +1161,5 @@ writers:
     assert_eq!(count_rows(&keyspace, "bf_fs").await, 3);
     assert!(get(d, "id=1,region=sp").contains("\"a\":3.5"));
     assert!(get(d, "id=2,region=sp").contains("\"a\":4.5"));
-    session()
-        .await
-        .query_unpaged(format!("DROP KEYSPACE {keyspace}"), ())
-        .await
-        .unwrap();
+    drop_keyspace(&keyspace).await;
 }
