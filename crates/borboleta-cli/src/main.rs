@@ -805,9 +805,31 @@ fn with_table_column(batch: &RecordBatch, name: &str) -> anyhow::Result<RecordBa
     Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
 }
 
+/// Most rows a `table` output prints (a pretty table is built whole in memory, and a longer one
+/// is no use on a terminal): the rest is counted; `jsonl` and `csv` print every row.
+const TABLE_MAX_ROWS: usize = 10_000;
+
 fn print_batches(batches: &[RecordBatch], output: Output) -> anyhow::Result<()> {
     match output {
-        Output::Table => println!("{}", arrow::util::pretty::pretty_format_batches(batches)?),
+        Output::Table => {
+            let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
+            let mut shown = Vec::new();
+            let mut left = TABLE_MAX_ROWS;
+            for b in batches {
+                if left == 0 {
+                    break;
+                }
+                let n = b.num_rows().min(left);
+                shown.push(b.slice(0, n));
+                left -= n;
+            }
+            println!("{}", arrow::util::pretty::pretty_format_batches(&shown)?);
+            if total > TABLE_MAX_ROWS {
+                println!(
+                    "({total} rows; the first {TABLE_MAX_ROWS} shown: --output jsonl or csv prints them all, --sql selects)"
+                );
+            }
+        }
         Output::Jsonl => {
             let mut w = arrow::json::LineDelimitedWriter::new(std::io::stdout());
             for b in batches {

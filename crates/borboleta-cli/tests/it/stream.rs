@@ -738,3 +738,43 @@ async fn stream_checkpoint_reset_and_processing_time() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(stream_outputs(d).0.len(), 35, "all three files read again, appended");
 }
+
+/// `--output table` prints at most 10,000 rows of a table and counts the rest; `jsonl` prints
+/// every row.
+#[test]
+fn table_output_is_capped_and_jsonl_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_spec(d, false, "");
+    arrive(d, "a.jsonl", &events(1, 12_000));
+    let out = run_env(d, &["run", "spec.yaml", "--debug", "--quiet", "--output", "jsonl"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let jsonl = text(&out.stdout);
+    let count = |table: &str| {
+        jsonl
+            .lines()
+            .filter(|l| l.contains(&format!("\"table\":\"{table}\"")))
+            .count()
+    };
+    let (hist, online) = (
+        count("historical_feature_store__stream_fs"),
+        count("online_feature_store__stream_fs"),
+    );
+    assert!(hist > 10_000 && online > 0, "jsonl prints every row: {hist} + {online}");
+    assert_eq!(jsonl.lines().count(), hist + online);
+
+    let out = run_env(d, &["run", "spec.yaml", "--debug", "--quiet"], &[]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let note = format!("({hist} rows; the first 10000 shown: --output jsonl or csv prints them all, --sql selects)");
+    assert!(stdout.contains(&note), "{note}");
+    let data_lines = stdout
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| id "))
+        .count();
+    assert_eq!(
+        data_lines,
+        10_000 + online,
+        "10,000 historical rows and the online table"
+    );
+}
