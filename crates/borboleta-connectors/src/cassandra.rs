@@ -441,8 +441,9 @@ impl CassandraOnlineStore {
             .cloned()
     }
 
-    fn table_ref(&self, table: &str) -> String {
-        format!("{}.{}", quote(&self.config.keyspace), quote(table))
+    /// `"keyspace"."table"`, checked as the DDL builders check it.
+    fn table_ref(&self, table: &str) -> Result<String> {
+        table_ref(&self.config.keyspace, table)
     }
 
     /// The keyspace.
@@ -568,7 +569,7 @@ impl CassandraOnlineStore {
         };
         let cql = format!(
             "INSERT INTO {} ({}) VALUES ({marks}) {using}",
-            self.table_ref(table),
+            self.table_ref(table)?,
             names.join(", ")
         );
         let mut prepared = session
@@ -659,7 +660,7 @@ impl CassandraOnlineStore {
         let cql = format!(
             "SELECT {} FROM {} WHERE {}",
             columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", "),
-            self.table_ref(table),
+            self.table_ref(table)?,
             key_predicate(keys)
         );
         let mut prepared = session
@@ -690,7 +691,7 @@ impl CassandraOnlineStore {
         let types = self.column_types(table).await?;
         let cql = format!(
             "DELETE FROM {} USING TIMESTAMP ? WHERE {}",
-            self.table_ref(table),
+            self.table_ref(table)?,
             key_predicate(keys)
         );
         let mut prepared = session

@@ -20,13 +20,12 @@ use arrow::array::RecordBatch;
 use async_trait::async_trait;
 use borboleta_core::KafkaWriterConfigSpec;
 use borboleta_core::naming::TIMESTAMP_COLUMN;
-use borboleta_engine::latest::event_micros;
+use borboleta_engine::latest::{batch_to_json_rows, event_micros};
 use borboleta_engine::{Error, LatestPerKey, Result, WriteContext, WriteMetrics, Writer, WriterSession};
 use futures::StreamExt;
 use rdkafka::config::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use crate::kafka::{TIMEOUT, bootstrap_servers, kafka_err};
@@ -60,11 +59,6 @@ impl KafkaOnlineWriter {
             max_future_skew_micros: max_future_skew_seconds * 1_000_000,
             producer: OnceCell::new(),
         }
-    }
-
-    /// The topic written.
-    pub fn topic(&self) -> &str {
-        &self.topic
     }
 
     fn servers(&self) -> Result<String> {
@@ -151,16 +145,6 @@ struct KafkaSession {
     latest: LatestPerKey,
 }
 
-/// The key columns of a JSON row as a JSON object, in key order.
-fn message_key(row: &str, keys: &[String]) -> Result<String> {
-    let v: Value = serde_json::from_str(row).map_err(|e| Error::Internal(format!("feature row JSON: {e}")))?;
-    let mut key = serde_json::Map::new();
-    for k in keys {
-        key.insert(k.clone(), v.get(k).cloned().unwrap_or(Value::Null));
-    }
-    Ok(Value::Object(key).to_string())
-}
-
 #[async_trait]
 impl WriterSession for KafkaSession {
     async fn write(&mut self, batch: RecordBatch) -> Result<()> {
@@ -172,9 +156,16 @@ impl WriterSession for KafkaSession {
         let rows = self.latest.finish()?;
         let ts_idx = rows.batch.schema().index_of(TIMESTAMP_COLUMN)?;
         let event = event_micros(rows.batch.column(ts_idx))?;
+        // the message keys: the key columns as JSON objects, in key order, written by the same
+        // JSON writer as the rows (not parsed back out of each row)
+        let key_idx = self
+            .keys
+            .iter()
+            .map(|k| rows.batch.schema().index_of(k))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let keys = batch_to_json_rows(&rows.batch.project(&key_idx)?)?;
         let mut messages = Vec::with_capacity(rows.json_rows.len());
-        for (i, row) in rows.json_rows.into_iter().enumerate() {
-            let key = message_key(&row, &self.keys)?;
+        for (i, (key, row)) in keys.into_iter().zip(rows.json_rows).enumerate() {
             messages.push((key, row, event.value(i).div_euclid(1000), rows.write_timestamps[i]));
         }
         let written = messages.len() as u64;

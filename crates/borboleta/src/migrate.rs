@@ -98,13 +98,6 @@ pub struct MigrationPlan {
     stores: Vec<Arc<CassandraOnlineStore>>,
 }
 
-impl MigrationPlan {
-    /// Whether there is nothing to run.
-    pub fn is_empty(&self) -> bool {
-        self.steps.iter().all(|s| s.actions.is_empty())
-    }
-}
-
 /// The spec files of `path`: the file itself, or every `.yaml`/`.yml` under the folder
 /// (recursively, sorted).
 pub fn spec_files(path: &Path) -> Result<Vec<PathBuf>> {

@@ -455,10 +455,15 @@ async fn session() -> scylla::client::session::Session {
 
 /// `column type` of a live table, sorted (empty: no table).
 async fn live_columns(keyspace: &str, table: &str) -> Vec<String> {
+    system_columns(keyspace, table, "type").await
+}
+
+/// `column <what>` (`type` or `kind`) of a live table from `system_schema.columns`, sorted.
+async fn system_columns(keyspace: &str, table: &str, what: &str) -> Vec<String> {
     let rows = session()
         .await
         .query_unpaged(
-            "SELECT column_name, type FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?",
+            format!("SELECT column_name, {what} FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?"),
             (keyspace, table),
         )
         .await
@@ -1079,31 +1084,7 @@ writers:
             cassandra()
         )
     };
-    let kinds = |table: &'static str| {
-        let keyspace = keyspace.clone();
-        async move {
-            let rows = session()
-                .await
-                .query_unpaged(
-                    "SELECT column_name, kind FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?",
-                    (keyspace.as_str(), table),
-                )
-                .await
-                .unwrap()
-                .into_rows_result()
-                .unwrap();
-            let mut out: Vec<String> = rows
-                .rows::<(String, String)>()
-                .unwrap()
-                .map(|r| {
-                    let (c, k) = r.unwrap();
-                    format!("{c} {k}")
-                })
-                .collect();
-            out.sort();
-            out
-        }
-    };
+    let kinds = |table: &'static str| system_columns(&keyspace, table, "kind");
     let get = |d: &Path, key: &str| {
         let out = run_env(
             d,
