@@ -353,7 +353,9 @@ async fn cassandra_outage_mid_stream_loses_nothing() {
     let log = log_tail;
     let committed = committed_epoch;
     let t0 = std::time::Instant::now();
-    while cassandra_rows(&keyspace).await.len() < 23 {
+    // rows reach Cassandra just before their epoch's commit record: wait for both, so that
+    // `before` is the committed state the outage starts from
+    while cassandra_rows(&keyspace).await.len() < 23 || committed(d).is_none() {
         assert!(t0.elapsed().as_secs() < 60, "the stream did not start writing");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
