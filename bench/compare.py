@@ -1,6 +1,12 @@
-"""Compare two historical feature-store outputs (case a): Borboleta's and Butterfree's.
+"""Compare Borboleta's outputs with Butterfree's from the same run (cases a and b).
 
     <venv>/bin/python bench/compare.py BORBOLETA_DIR BUTTERFREE_DIR
+    <venv>/bin/python bench/compare.py --online BORBOLETA_SQLITE TABLE FIXTURE_DIR NAME
+
+The second form compares the online outputs: Borboleta's embedded online store (SQLite, one
+JSON row per key) with the fixture Butterfree's script writes with `--expected FIXTURE_DIR`
+(`NAME_meta.json`: the online view's row count, per-column non-null counts, sums, min and max;
+`NAME_online.jsonl`: its first 20 rows by id), with the same tolerance.
 
 Each DIR is a historical table root (`.../historical/user/<feature set>`, hive partitions
 year=/month=/day=). Prints one JSON object: per side the row count and, per column, non-null
@@ -12,6 +18,7 @@ Timestamps are compared as UTC microseconds (Butterfree writes INT96).
 
 import json
 import math
+import os
 import sys
 
 import pyarrow as pa
@@ -83,7 +90,69 @@ def same(a, b, key):
     return a == b
 
 
+def online_table(sqlite_path, table):
+    """Borboleta's online rows (the `row` JSON of each key) as a pyarrow table."""
+    import sqlite3
+
+    with sqlite3.connect(sqlite_path) as c:
+        rows = [json.loads(r) for (r,) in c.execute(f'SELECT row FROM "{table}"')]
+    names = list(dict.fromkeys(k for r in rows for k in r))
+    return rows, names
+
+
+def spark_summary(rows, names, types):
+    """The fixture's summary (common.py's `summary`) of rows given as dicts: Spark's keys and
+    formats (timestamps as ISO text with microseconds, sums of doubles and bigints)."""
+    out = {"rows": len(rows)}
+    for name in names:
+        values = [r.get(name) for r in rows]
+        present = [v for v in values if v is not None]
+        out[f"{name}.non_null"] = len(present)
+        dtype = types.get(name)
+        if dtype == "timestamp":
+            present = [iso_micros(v) for v in present]
+        if dtype in ("double", "bigint", "int"):
+            out[f"{name}.sum"] = math.fsum(present) if dtype == "double" else sum(present)
+        if dtype in ("timestamp", "string", "double", "bigint", "int") and present:
+            out[f"{name}.min"], out[f"{name}.max"] = min(present), max(present)
+    return out
+
+
+def iso_micros(text):
+    """`2024-03-30T23:27:10Z` (or with a fraction) as `2024-03-30T23:27:10.000000Z`."""
+    import datetime
+
+    t = datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(datetime.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def online_main(sqlite_path, table, fixture, name):
+    with open(os.path.join(fixture, f"{name}_meta.json")) as f:
+        meta = json.load(f)
+    types = dict(c.split(" ", 1) for c in meta["online_schema"])
+    rows, names = online_table(sqlite_path, table)
+    a, b = spark_summary(rows, list(types), types), meta["online_summary"]
+    diffs = []
+    if names and sorted(names) != sorted(types):
+        diffs.append(f"columns: borboleta {names} vs butterfree {list(types)}")
+    for key in sorted(set(a) | set(b)):
+        if not same(a.get(key), b.get(key), key):
+            diffs.append(f"online {key}: borboleta {a.get(key)!r} vs butterfree {b.get(key)!r}")
+    with open(os.path.join(fixture, f"{name}_online.jsonl")) as f:
+        expected = [json.loads(line) for line in f]
+    got = sorted(rows, key=lambda r: r["id"])[: len(expected)]
+    for i, (ra, rb) in enumerate(zip(got, expected)):
+        ra = {k: iso_micros(v) if types.get(k) == "timestamp" and v is not None else v for k, v in ra.items()}
+        cols = list(types)
+        if not rows_equal([ra.get(c) for c in cols], [rb.get(c) for c in cols]):
+            diffs.append(f"online first rows by id, row {i}: borboleta {ra} vs butterfree {rb}")
+            break
+    print(json.dumps({"same": not diffs, "differences": diffs, "borboleta": a, "butterfree": b}))
+
+
 def main():
+    if sys.argv[1] == "--online":
+        return online_main(*sys.argv[2:6])
     a, b = summary(sys.argv[1]), summary(sys.argv[2])
     diffs = []
     if a["rows"] != b["rows"]:

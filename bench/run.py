@@ -12,7 +12,9 @@ same run, interleaved (Borboleta, Butterfree, Borboleta, ...), and reports the m
 tree, and the ratio Borboleta / Butterfree. Cases:
 
   (a) row-level pipeline (pipeline_rows.py) at 100k, 1M and 5M rows (--quick: 100k, 1M);
-      the historical outputs of both systems from the same run are compared (bench/compare.py);
+      the historical and online outputs of both systems from the same run are compared
+      (bench/compare.py; Butterfree's online view is saved by one more, untimed, run of its
+      script with --expected);
   (b) aggregated pipeline (pipeline_agg.py: avg/sum/count/max of amount over 1, 7 and 30-day
       rolling windows, daily slide, end date 2024-03-31) at the same sizes, compared the same
       way; --agg-sizes adds sizes for Borboleta alone (e.g. 50000000), with --memory-limit-mb;
@@ -336,12 +338,28 @@ def case_batch(case, n, args, runs, butterfree=True):
             print(json.dumps(runs[-1]), flush=True)
     if not butterfree:
         return None
+    # one more Butterfree run, not timed, that also saves its online view's summary and first
+    # rows (common.py's --expected): the online outputs are compared with it
+    fixture = os.path.join(work, "butterfree_fixture")
+    shutil.rmtree(out_s, ignore_errors=True)
+    shutil.rmtree(fixture, ignore_errors=True)
+    cmd = [VPY, script, "--input", data, "--out", out_s, "--workdir", os.path.join(work, "spark"),
+           "--expected", fixture]
+    measure(cmd, os.path.join(work, "logs", "butterfree_fixture.log"), cwd=BF)
     hist = os.path.join("historical", "user", name)
-    cmp = subprocess.run([VPY, os.path.join(HERE, "compare.py"), os.path.join(out_b, hist), os.path.join(out_s, hist)],
+    compare = [VPY, os.path.join(HERE, "compare.py")]
+    cmp = subprocess.run(compare + [os.path.join(out_b, hist), os.path.join(out_s, hist)],
                          capture_output=True, text=True)
-    if cmp.returncode != 0:
-        return {"case": case, "size": n, "same": False, "differences": [f"compare.py failed: {cmp.stderr[-2000:]}"]}
+    online = subprocess.run(compare + ["--online", os.path.join(out_b, "online.sqlite"), name, fixture,
+                                       {"a": "rows", "b": "agg"}[case]], capture_output=True, text=True)
+    failed = [f"compare.py failed: {p.stderr[-2000:]}" for p in (cmp, online) if p.returncode != 0]
+    if failed:
+        return {"case": case, "size": n, "same": False, "differences": failed}
     c = json.loads(cmp.stdout)
+    o = json.loads(online.stdout)
+    c["same"] = c["same"] and o["same"]
+    c["differences"] += o["differences"]
+    c["online"] = {"borboleta": o["borboleta"], "butterfree": o["butterfree"]}
     c.update(case=case, size=n)
     print(f"({case}) {n:,}: same answers: {c['same']}" + "".join(f"\n  - {d}" for d in c["differences"]), flush=True)
     return c

@@ -10,14 +10,14 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
+use arrow::array::{RecordBatch, UInt32Array};
 use arrow::compute::take_record_batch;
-use arrow::datatypes::{DataType, Int32Type, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use async_trait::async_trait;
 use borboleta_core::{HistoricalWriterSpec, WriteMode};
 use borboleta_engine::latest::Rejected;
-use borboleta_engine::sink::with_partition_columns;
 use borboleta_engine::{Error, Result, WriteContext, WriteMetrics, Writer, WriterSession};
+use chrono::Datelike;
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{FileReader as _, SerializedFileReader};
@@ -428,7 +428,7 @@ fn parquet_writer(path: &Path, schema: &SchemaRef) -> Result<ArrowWriter<File>> 
 /// Bytes the open partition writers of one run may buffer together: beyond it, the writers
 /// holding the most end their row group early (a run touching many days at once writes more,
 /// smaller row groups instead of keeping every day's rows in memory).
-const OPEN_WRITERS_BUDGET: usize = 64 << 20;
+const OPEN_WRITERS_BUDGET: usize = 32 << 20;
 
 fn bound_open_writers(writers: &mut BTreeMap<Partition, ArrowWriter<File>>) -> Result<()> {
     let mut total: usize = writers.values().map(ArrowWriter::memory_size).sum();
@@ -503,28 +503,27 @@ impl WriterSession for StreamSession {
 /// Rows of `batch` grouped by their `year/month/day` partition; rows with no timestamp are
 /// counted in `rejected`.
 fn split_by_partition(batch: &RecordBatch, rejected: &mut Rejected) -> Result<BTreeMap<Partition, RecordBatch>> {
-    let with_parts = with_partition_columns(batch)?;
-    let n = batch.num_columns();
-    let (y, m, d) = (
-        with_parts.column(n).as_primitive::<Int32Type>().clone(),
-        with_parts.column(n + 1).as_primitive::<Int32Type>().clone(),
-        with_parts.column(n + 2).as_primitive::<Int32Type>().clone(),
-    );
-    let mut groups: BTreeMap<Partition, Vec<u32>> = BTreeMap::new();
-    for i in 0..batch.num_rows() {
-        if y.is_null(i) {
-            rejected.null_timestamp += 1;
-            continue;
+    const DAY_MICROS: i64 = 86_400_000_000;
+    let ts = batch.schema().index_of(borboleta_core::naming::TIMESTAMP_COLUMN)?;
+    let micros = borboleta_engine::latest::event_micros(batch.column(ts))?;
+    // rows by UTC day (few distinct days per batch: the date is worked out once per day)
+    let mut days: std::collections::HashMap<i64, Vec<u32>> = std::collections::HashMap::new();
+    for (i, v) in micros.iter().enumerate() {
+        match v {
+            Some(us) => days.entry(us.div_euclid(DAY_MICROS)).or_default().push(i as u32),
+            None => rejected.null_timestamp += 1,
         }
-        groups
-            .entry((y.value(i), m.value(i), d.value(i)))
-            .or_default()
-            .push(i as u32);
     }
-    groups
-        .into_iter()
-        .map(|(p, idx)| Ok((p, take_record_batch(batch, &UInt32Array::from(idx))?)))
-        .collect()
+    let mut out = BTreeMap::new();
+    for (day, idx) in days {
+        let Some(date) = chrono::DateTime::from_timestamp(day * 86_400, 0) else {
+            rejected.null_timestamp += idx.len() as u64;
+            continue;
+        };
+        let p = (date.year(), date.month() as i32, date.day() as i32);
+        out.insert(p, take_record_batch(batch, &UInt32Array::from(idx))?);
+    }
+    Ok(out)
 }
 
 fn partition_dir(base: &Path, (y, m, d): Partition) -> PathBuf {

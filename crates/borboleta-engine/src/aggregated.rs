@@ -42,7 +42,7 @@ use futures::StreamExt;
 
 use crate::cast::{NullCounter, spark_cast, spark_cast_array};
 use crate::error::{Error, Result};
-use crate::feature_set::{FeatureSetOptions, check_column, clean_df_error, column, date_filter, deduplicate};
+use crate::feature_set::{FeatureSetOptions, check_column, clean_df_error, column, date_filter, deduplicate_rows};
 
 const DAY_SECONDS: i64 = 86_400;
 const BUCKET: &str = "__borboleta_bucket";
@@ -198,7 +198,7 @@ pub async fn plan_aggregated(
         let df = null_nans(df, &names, &floats)?;
         let df = date_filter(df, fs.timestamp.dtype, opts)?;
         let df = if fs.deduplicate_rows.unwrap_or(true) {
-            deduplicate(df, &keys, &names)?
+            deduplicate_rows(df, &keys, &names)?
         } else {
             df
         };
@@ -543,6 +543,11 @@ struct SweepConfig {
     windows: Vec<String>,
 }
 
+/// The input plan (partial aggregates) of the operator's table, if `provider` is one.
+pub(crate) fn input_plan(provider: &dyn TableProvider) -> Option<&LogicalPlan> {
+    provider.downcast_ref::<RollingWindowsTable>().map(|t| &t.partials)
+}
+
 /// The windowed aggregation as a table: scanning it runs the partial aggregation and the sweep.
 #[derive(Debug)]
 struct RollingWindowsTable {
@@ -572,22 +577,31 @@ impl TableProvider for RollingWindowsTable {
             Arc::clone(&self.config),
             Arc::clone(&self.schema),
         ));
-        match projection {
-            None => Ok(exec),
-            Some(p) => {
-                let exprs: Vec<(Arc<dyn PhysicalExpr>, String)> = p
-                    .iter()
-                    .map(|&i| {
-                        let name = self.schema.field(i).name().clone();
-                        let c: Arc<dyn PhysicalExpr> =
-                            Arc::new(datafusion::physical_expr::expressions::Column::new(&name, i));
-                        (c, name)
-                    })
-                    .collect();
-                Ok(Arc::new(
-                    datafusion::physical_plan::projection::ProjectionExec::try_new(exprs, exec)?,
-                ))
-            }
+        project(exec, &self.schema, projection)
+    }
+}
+
+/// `exec` with only the `projection` columns of its `schema` (a table scan's projection).
+pub(crate) fn project(
+    exec: Arc<dyn ExecutionPlan>,
+    schema: &SchemaRef,
+    projection: Option<&Vec<usize>>,
+) -> DfResult<Arc<dyn ExecutionPlan>> {
+    match projection {
+        None => Ok(exec),
+        Some(p) => {
+            let exprs: Vec<(Arc<dyn PhysicalExpr>, String)> = p
+                .iter()
+                .map(|&i| {
+                    let name = schema.field(i).name().clone();
+                    let c: Arc<dyn PhysicalExpr> =
+                        Arc::new(datafusion::physical_expr::expressions::Column::new(&name, i));
+                    (c, name)
+                })
+                .collect();
+            Ok(Arc::new(
+                datafusion::physical_plan::projection::ProjectionExec::try_new(exprs, exec)?,
+            ))
         }
     }
 }

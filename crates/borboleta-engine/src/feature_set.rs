@@ -20,6 +20,7 @@ use datafusion::prelude::{DataFrame, SessionContext};
 
 use crate::cast::{NullCounter, parse_timestamp, spark_cast};
 use crate::error::{Error, Result};
+use crate::row_windows::{Frame, WindowJob};
 
 /// Hidden column: the timestamp in whole epoch seconds, the order of fixed windows.
 pub(crate) const ORDER_SECONDS: &str = "__borboleta_ts_seconds";
@@ -69,6 +70,10 @@ pub fn column(name: &str) -> Expr {
 }
 
 /// Builds the feature set's plan on `source`. Collects every problem as a spec issue.
+///
+/// Window features and the duplicate-row filter run in [`crate::row_windows`]'s operator when it
+/// computes all of them (windows by the keys, over the timestamp, with its functions), else as
+/// DataFusion window functions.
 pub fn plan_feature_set(
     ctx: &SessionContext,
     source: DataFrame,
@@ -76,36 +81,138 @@ pub fn plan_feature_set(
     opts: &FeatureSetOptions,
     counter: &NullCounter,
 ) -> Result<DataFrame> {
+    let deduplicate = fs.deduplicate_rows.unwrap_or(!opts.streaming);
+    let windows = fs.features.iter().any(has_window);
+    if (windows || deduplicate)
+        && operator_can_defer(fs)
+        && let Some(df) = plan_with(ctx, source.clone(), fs, opts, counter, true)?
+    {
+        return Ok(df);
+    }
+    plan_with(ctx, source, fs, opts, counter, false)
+        .map(|df| df.unwrap_or_else(|| unreachable!("DataFusion plans every window")))
+}
+
+fn has_window(f: &FeatureSpec) -> bool {
+    matches!(&f.transformation, Some(TransformSpec::SparkFunction(t)) if t.window.is_some())
+}
+
+/// Whether window features can be computed after all the others: no later feature reads a
+/// window's output (checked conservatively, by name).
+fn operator_can_defer(fs: &FeatureSetSpec) -> bool {
+    let Some(first) = fs.features.iter().position(has_window) else {
+        return true;
+    };
+    let outputs: Vec<String> = fs
+        .features
+        .iter()
+        .filter(|f| has_window(f))
+        .flat_map(borboleta_core::naming::feature_output_columns)
+        .collect();
+    let mentions = |text: &str| outputs.iter().any(|o| text.contains(o.as_str()));
+    fs.features[first..].iter().filter(|f| !has_window(f)).all(|f| {
+        let input = f.from_column.as_deref().unwrap_or(&f.name);
+        !mentions(input)
+            && match &f.transformation {
+                Some(TransformSpec::SqlExpression(s)) => !mentions(&s.expression),
+                Some(TransformSpec::SparkFunction(_)) | None => true,
+                _ => false,
+            }
+    })
+}
+
+/// Where window features are planned.
+pub(crate) enum Windows {
+    /// As DataFusion window functions.
+    DataFusion,
+    /// Deferred to the row-windows operator (their inputs are hidden columns).
+    Operator { keys: Vec<String>, jobs: Vec<WindowJob> },
+    /// A window the operator cannot compute: plan again with DataFusion.
+    Unsupported,
+}
+
+/// The plan with windows in the operator (`operator`; `None` if it cannot compute them all) or
+/// as DataFusion window functions.
+fn plan_with(
+    ctx: &SessionContext,
+    source: DataFrame,
+    fs: &FeatureSetSpec,
+    opts: &FeatureSetOptions,
+    counter: &NullCounter,
+    operator: bool,
+) -> Result<Option<DataFrame>> {
     let mut issues = SpecIssues::default();
     let mut df = apply_keys_and_timestamp(ctx, source, fs, counter, &mut issues)?;
-    let secs = Expr::Cast(datafusion::logical_expr::Cast::new(
+    let keys = key_columns(fs);
+    let features = feature_columns(fs);
+    let deduplicate = fs.deduplicate_rows.unwrap_or(!opts.streaming);
+    // Arrow casts timestamps to their raw unit (microseconds): whole seconds, rounded down like
+    // Spark's cast (also before 1970), are `(us - ((us % 1e6) + 1e6) % 1e6) / 1e6`.
+    let micros = Expr::Cast(datafusion::logical_expr::Cast::new(
         Box::new(column(TIMESTAMP_COLUMN)),
         DataType::Int64,
     ));
-    // Arrow casts timestamps to their raw unit (microseconds): floor to seconds like Spark.
-    let secs = Expr::BinaryExpr(datafusion::logical_expr::BinaryExpr::new(
-        Box::new(secs),
-        datafusion::logical_expr::Operator::Divide,
-        Box::new(lit(1_000_000i64)),
-    ));
-    df = df.with_column(ORDER_SECONDS, secs)?;
+    let m = || lit(1_000_000i64);
+    let below = ((micros.clone() % m()) + m()) % m();
+    df = df.with_column(ORDER_SECONDS, (micros - below) / m())?;
+    let mut windows = if operator {
+        Windows::Operator {
+            keys: keys.clone(),
+            jobs: Vec::new(),
+        }
+    } else {
+        Windows::DataFusion
+    };
     for (i, f) in fs.features.iter().enumerate() {
-        df = apply_feature(ctx, df, f, &format!("feature_set.features[{i}]"), counter, &mut issues);
+        df = apply_feature(
+            ctx,
+            df,
+            f,
+            &format!("feature_set.features[{i}]"),
+            counter,
+            &mut issues,
+            &mut windows,
+        );
     }
     issues.into_result()?;
 
-    let keys = key_columns(fs);
-    let features = feature_columns(fs);
-    let mut out: Vec<Expr> = keys.iter().map(|k| column(k)).collect();
-    out.push(column(TIMESTAMP_COLUMN));
-    out.extend(features.iter().map(|f| column(f)));
-    df = df.select(out)?;
-
-    if fs.deduplicate_rows.unwrap_or(!opts.streaming) {
-        df = deduplicate(df, &keys, &features)?;
-    }
-    df = date_filter(df, fs.timestamp.dtype, opts)?;
-    Ok(df)
+    df = match windows {
+        Windows::Unsupported => return Ok(None),
+        Windows::Operator { jobs, .. } => {
+            let schema = df.schema();
+            let type_of = |c: &str| {
+                schema
+                    .field_with_unqualified_name(c)
+                    .map(|f| f.data_type().clone())
+                    .ok()
+            };
+            let micros = matches!(
+                type_of(TIMESTAMP_COLUMN),
+                Some(DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, _))
+            );
+            // the filter compares and orders values with arrow's kernels: plain types only
+            let comparable = !deduplicate
+                || features.iter().all(|f| match jobs.iter().find(|j| &j.output == f) {
+                    Some(j) => crate::row_windows::comparable(&j.dtype),
+                    None => type_of(f).is_some_and(|t| crate::row_windows::comparable(&t)),
+                });
+            if !micros || !comparable {
+                return Ok(None);
+            }
+            crate::row_windows::plan_row_windows(ctx, df, &keys, TIMESTAMP_COLUMN, &features, jobs, deduplicate)?
+        }
+        Windows::DataFusion => {
+            let mut out: Vec<Expr> = keys.iter().map(|k| column(k)).collect();
+            out.push(column(TIMESTAMP_COLUMN));
+            out.extend(features.iter().map(|f| column(f)));
+            df = df.select(out)?;
+            if deduplicate {
+                df = deduplicate_rows(df, &keys, &features)?;
+            }
+            df
+        }
+    };
+    Ok(Some(date_filter(df, fs.timestamp.dtype, opts)?))
 }
 
 /// The key features, then the timestamp feature (problems of the keys go to `issues`; a bad
@@ -118,7 +225,15 @@ pub(crate) fn apply_keys_and_timestamp(
     issues: &mut SpecIssues,
 ) -> Result<DataFrame> {
     for (i, key) in fs.keys.iter().enumerate() {
-        df = apply_feature(ctx, df, key, &format!("feature_set.keys[{i}]"), counter, issues);
+        df = apply_feature(
+            ctx,
+            df,
+            key,
+            &format!("feature_set.keys[{i}]"),
+            counter,
+            issues,
+            &mut Windows::DataFusion,
+        );
     }
     match apply_timestamp(df.clone(), &fs.timestamp, counter) {
         Ok(d) => Ok(d),
@@ -136,6 +251,7 @@ pub(crate) fn apply_feature(
     path: &str,
     counter: &NullCounter,
     issues: &mut SpecIssues,
+    windows: &mut Windows,
 ) -> DataFrame {
     let input = f.from_column.clone().unwrap_or_else(|| f.name.clone());
     let r: std::result::Result<DataFrame, (String, String)> = (|| match &f.transformation {
@@ -218,6 +334,40 @@ pub(crate) fn apply_feature(
                             let Ok(def) = WindowDefinition::parse(d, w.mode) else {
                                 continue;
                             };
+                            let name = names.next().unwrap_or_default();
+                            if let Windows::Operator { keys, jobs } = windows {
+                                let mut by: Vec<String> = w.partition_by.to_vec();
+                                let mut k = keys.clone();
+                                by.sort();
+                                k.sort();
+                                let by_time = w.order_by.as_deref().is_none_or(|c| c == TIMESTAMP_COLUMN);
+                                match WindowJob::kind_of(&fname, float_input) {
+                                    Some(kind) if by == k && by_time => {
+                                        let input = format!("__borboleta_window_input_{}", jobs.len());
+                                        out = out
+                                            .with_column(&input, input_expr.clone())
+                                            .map_err(|e| (fpath.clone(), clean_df_error(&e)))?;
+                                        jobs.push(WindowJob {
+                                            input,
+                                            kind,
+                                            function: fname.clone(),
+                                            frame: match def.mode {
+                                                WindowMode::RowWindows => Frame::Rows {
+                                                    size: usize::try_from(def.size).unwrap_or(1),
+                                                },
+                                                _ => Frame::Range {
+                                                    seconds: def.seconds().unwrap_or(0),
+                                                },
+                                            },
+                                            definition: d.clone(),
+                                            output: name,
+                                            dtype: func.dtype.to_arrow(),
+                                        });
+                                        continue;
+                                    }
+                                    _ => *windows = Windows::Unsupported,
+                                }
+                            }
                             let (order, frame) = window_order_and_frame(&def, w.order_by.as_deref());
                             let e = Expr::from(WindowFunction::new(udaf.clone(), vec![input_expr.clone()]))
                                 .partition_by(partition.clone())
@@ -226,7 +376,6 @@ pub(crate) fn apply_feature(
                                 .build()
                                 .map_err(|e| (fpath.clone(), e.to_string()))?;
                             let e = spark_cast(e, func.dtype.to_arrow(), counter);
-                            let name = names.next().unwrap_or_default();
                             out = out
                                 .with_column(&name, e)
                                 .map_err(|e| (fpath.clone(), clean_df_error(&e)))?;
@@ -426,7 +575,7 @@ pub fn to_timestamp_expr(
 
 /// Butterfree's consecutive-duplicate filter: per key, ordered by timestamp, drop a row that
 /// repeats the previous row's features (nulls equal).
-pub(crate) fn deduplicate(df: DataFrame, keys: &[String], features: &[String]) -> Result<DataFrame> {
+pub(crate) fn deduplicate_rows(df: DataFrame, keys: &[String], features: &[String]) -> Result<DataFrame> {
     use datafusion::functions_window::expr_fn::{lag, row_number};
     let partition: Vec<Expr> = keys.iter().map(|k| column(k)).collect();
     let mut order = vec![column(TIMESTAMP_COLUMN).sort(true, true)];
@@ -563,6 +712,210 @@ mod tests {
                     .sum();
                 assert_eq!(rows, 4, "{f} {mode:?}");
             }
+        }
+    }
+
+    /// Random rows with repeated values (for the duplicate-row filter), missing values, several
+    /// rows in the same second and, when `ties`, rows with the same key and timestamp.
+    fn random_rows(ctx: &SessionContext, n: usize, ties: bool) {
+        use arrow::array::{Float64Array, Int64Array, StringArray, TimestampMicrosecondArray};
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |m: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % m
+        };
+        let (mut id, mut region, mut ts, mut x, mut s) = (vec![], vec![], vec![], vec![], vec![]);
+        let mut used = std::collections::HashSet::new();
+        while id.len() < n {
+            let k = next(12) as i64;
+            let r = ["north", "south", ""][next(3) as usize];
+            // whole seconds over 2 hours, a few with microseconds, a few before 1970
+            let mut t = 1_700_000_000_000_000i64 + next(7_200) as i64 * 1_000_000;
+            match next(20) {
+                0 => t += next(1_000_000) as i64,
+                1 => t = -(next(100) as i64) * 1_000_000 - 250_000,
+                _ => {}
+            }
+            // without ties: one row per key and second (rows in the same second are peers)
+            if !ties && !used.insert((k, r, t.div_euclid(1_000_000))) {
+                continue;
+            }
+            id.push(k);
+            region.push((!r.is_empty()).then_some(r));
+            // rows without a timestamp are ties too
+            ts.push((!ties || next(50) != 0).then_some(t));
+            // halves: sums and averages are exact in any order
+            x.push((next(10) != 0).then(|| next(4) as f64 * 0.5));
+            s.push((next(8) != 0).then(|| ["a", "b"][next(2) as usize]));
+        }
+        let batch = arrow::array::RecordBatch::try_from_iter(vec![
+            ("id", Arc::new(Int64Array::from(id)) as arrow::array::ArrayRef),
+            ("region", Arc::new(StringArray::from(region))),
+            (
+                "timestamp",
+                Arc::new(TimestampMicrosecondArray::from(ts).with_timezone("UTC")),
+            ),
+            ("x", Arc::new(Float64Array::from(x))),
+            ("s", Arc::new(StringArray::from(s))),
+        ])
+        .unwrap();
+        let _ = ctx.deregister_table("t");
+        ctx.register_batch("t", batch).unwrap();
+    }
+
+    /// Every row of a plan's output as text (floats to 12 significant digits), sorted.
+    async fn sorted_rows(df: DataFrame) -> Vec<String> {
+        let batches = df.collect().await.unwrap();
+        let mut rows = Vec::new();
+        for b in &batches {
+            for r in 0..b.num_rows() {
+                let cells: Vec<String> = b
+                    .columns()
+                    .iter()
+                    .map(|c| match ScalarValue::try_from_array(c, r).unwrap() {
+                        ScalarValue::Float64(Some(v)) => format!("{v:.12e}"),
+                        v => v.to_string(),
+                    })
+                    .collect();
+                rows.push(cells.join("|"));
+            }
+        }
+        rows.sort();
+        rows
+    }
+
+    /// The row-windows operator gives the rows DataFusion's window functions give, for every
+    /// function it computes, fixed and row windows, composite keys, missing values and ties,
+    /// with and without the duplicate-row filter.
+    #[tokio::test]
+    async fn row_windows_operator_equals_datafusion_windows() {
+        let ctx = crate::session::new_session();
+        let fixed = FunctionWindowSpec {
+            partition_by: OneOrMany::Many(vec!["region".into(), "id".into()]),
+            order_by: None,
+            mode: WindowMode::FixedWindows,
+            definitions: vec!["10 minutes".into(), "1 hour".into()],
+        };
+        let rows = FunctionWindowSpec {
+            partition_by: OneOrMany::Many(vec!["id".into(), "region".into()]),
+            order_by: None,
+            mode: WindowMode::RowWindows,
+            definitions: vec!["3 events".into()],
+        };
+        let all: Vec<(&str, FeatureDataType)> = ["avg", "sum", "stddev_pop", "stddev_samp", "var_pop", "variance"]
+            .iter()
+            .map(|f| (*f, FeatureDataType::Double))
+            .chain([("count", FeatureDataType::Bigint)])
+            .collect();
+        // Without ties every function; with ties (rows of a key in the same second, whose order
+        // in the frame is arbitrary) the functions whose results do not depend on that order
+        // (sums of halves are exact; Welford's update is not), and fixed windows only (a row
+        // window's value depends on the order of ties).
+        let exact: Vec<(&str, FeatureDataType)> = all
+            .iter()
+            .filter(|(f, _)| ["avg", "sum", "count"].contains(f))
+            .cloned()
+            .collect();
+        for (window, ties, functions) in [(fixed.clone(), true, &exact), (fixed, false, &all), (rows, false, &all)] {
+            // more rows than one input batch holds (8,192): batches are sliced and rows packed
+            random_rows(&ctx, 20_000, ties);
+            for dedup in [true, false] {
+                let mut fs = FeatureSetSpec::new("fs", "e")
+                    .with_key(FeatureSpec::new("id").dtype(FeatureDataType::Bigint))
+                    .with_key(FeatureSpec::new("region").dtype(FeatureDataType::String))
+                    .with_feature(FeatureSpec::new("x").dtype(FeatureDataType::Double))
+                    .with_feature(FeatureSpec::new("s").dtype(FeatureDataType::String))
+                    .with_feature(FeatureSpec::new("x").functions(functions, Some(window.clone())));
+                fs.deduplicate_rows = Some(dedup);
+                let plan = |operator| {
+                    let source = futures::executor::block_on(ctx.table("t")).unwrap();
+                    plan_with(
+                        &ctx,
+                        source,
+                        &fs,
+                        &FeatureSetOptions::default(),
+                        &NullCounter::default(),
+                        operator,
+                    )
+                    .unwrap()
+                    .unwrap()
+                };
+                let (op, df) = (plan(true), plan(false));
+                let op_plan = op.logical_plan().display_indent().to_string();
+                assert!(op_plan.contains("row_windows"), "{op_plan}");
+                let (got, want) = (sorted_rows(op).await, sorted_rows(df).await);
+                assert!(want.len() > 5_000, "{} rows", want.len());
+                if dedup {
+                    assert!(want.len() < 20_000, "the filter dropped nothing: {} rows", want.len());
+                }
+                assert_eq!(got.len(), want.len(), "{:?} ties={ties} dedup={dedup}", window.mode);
+                for (g, w) in got.iter().zip(&want) {
+                    assert_eq!(g, w, "{:?} ties={ties} dedup={dedup}", window.mode);
+                }
+            }
+        }
+    }
+
+    /// Windows the operator does not compute (`min`, or partitioned by something other than the
+    /// keys) are left to DataFusion, as is a feature that reads a window's output.
+    #[tokio::test]
+    async fn other_windows_stay_with_datafusion() {
+        let ctx = crate::session::new_session();
+        random_rows(&ctx, 100, true);
+        let window = |by: &str| FunctionWindowSpec {
+            partition_by: OneOrMany::One(by.into()),
+            order_by: None,
+            mode: WindowMode::FixedWindows,
+            definitions: vec!["1 hour".into()],
+        };
+        let base = || FeatureSetSpec::new("fs", "e").with_key(FeatureSpec::new("id").dtype(FeatureDataType::Bigint));
+        let mut later = FeatureSpec::new("y").dtype(FeatureDataType::Double);
+        later.transformation = Some(TransformSpec::SqlExpression(borboleta_core::SqlExpressionSpec {
+            expression: "x__avg_over_1_hour_fixed_windows * 2".into(),
+        }));
+        let cases = [
+            (
+                base().with_feature(
+                    FeatureSpec::new("x").functions(&[("avg", FeatureDataType::Double)], Some(window("id"))),
+                ),
+                true,
+            ),
+            (
+                base().with_feature(
+                    FeatureSpec::new("x").functions(&[("min", FeatureDataType::Double)], Some(window("id"))),
+                ),
+                false,
+            ),
+            (
+                base().with_feature(
+                    FeatureSpec::new("x").functions(&[("avg", FeatureDataType::Double)], Some(window("s"))),
+                ),
+                false,
+            ),
+            (
+                base()
+                    .with_feature(
+                        FeatureSpec::new("x").functions(&[("avg", FeatureDataType::Double)], Some(window("id"))),
+                    )
+                    .with_feature(later),
+                false,
+            ),
+        ];
+        for (fs, operator) in cases {
+            let df = plan_feature_set(
+                &ctx,
+                ctx.table("t").await.unwrap(),
+                &fs,
+                &FeatureSetOptions::default(),
+                &NullCounter::default(),
+            )
+            .unwrap();
+            let plan = df.logical_plan().display_indent().to_string();
+            assert_eq!(plan.contains("row_windows"), operator, "{plan}");
+            assert_eq!(plan.contains("WindowAggr"), !operator, "{plan}");
+            assert!(!df.collect().await.unwrap().is_empty());
         }
     }
 

@@ -1,15 +1,15 @@
 //! Latest row per key by event time, with the deterministic tie rule of
 //! [`borboleta_core::time::write_timestamp`]. Used by every online writer.
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::{cast, interleave_record_batch};
 use arrow::datatypes::{DataType, Int64Type, SchemaRef, TimeUnit};
-use arrow::row::{OwnedRow, RowConverter, SortField};
+use arrow::row::{RowConverter, SortField};
 use borboleta_core::time::{stable_hash, write_timestamp};
+use datafusion::common::HashMap;
+use datafusion::common::hash_map::EntryRef;
 
 use crate::error::{Error, Result};
 
@@ -49,7 +49,8 @@ pub struct LatestPerKey {
     ts_idx: usize,
     converter: RowConverter,
     batches: Vec<RecordBatch>,
-    best: HashMap<OwnedRow, Candidate>,
+    /// Per key (in arrow's row format), the best row so far.
+    best: HashMap<Vec<u8>, Candidate>,
     retained: usize,
     max_event_micros: Option<i64>,
     /// What was dropped.
@@ -111,12 +112,12 @@ impl LatestPerKey {
                 ms: micros.div_euclid(1000),
                 hash: None,
             };
-            // One key allocation per row: the entry API looks up and inserts with it.
-            match self.best.entry(rows.row(row).owned()) {
-                Entry::Vacant(v) => {
+            // the key is copied only when it is new
+            match self.best.entry_ref(rows.row(row).as_ref()) {
+                EntryRef::Vacant(v) => {
                     v.insert(cand);
                 }
-                Entry::Occupied(mut o) => {
+                EntryRef::Occupied(mut o) => {
                     let cur = o.get_mut();
                     if cand.ms > cur.ms {
                         *cur = cand;
@@ -156,7 +157,7 @@ impl LatestPerKey {
     }
 
     fn compact(&mut self) -> Result<()> {
-        let mut cands: Vec<(OwnedRow, Candidate)> = self.best.drain().collect();
+        let mut cands: Vec<(Vec<u8>, Candidate)> = self.best.drain().collect();
         cands.sort_by_key(|(_, c)| (c.batch, c.row));
         let indices: Vec<(usize, usize)> = cands.iter().map(|(_, c)| (c.batch, c.row)).collect();
         let refs: Vec<&RecordBatch> = self.batches.iter().collect();

@@ -20,6 +20,7 @@ pub mod latest;
 pub mod memory;
 pub mod pipeline;
 pub mod preprocess;
+pub mod row_windows;
 pub mod session;
 pub mod sink;
 pub mod sliding;

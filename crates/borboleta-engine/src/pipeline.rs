@@ -485,6 +485,11 @@ impl FeatureSetPipeline {
             .await?;
         let logical = df.clone().into_optimized_plan()?;
         let mut out = format!("logical plan:\n{}\n", logical.display_indent());
+        // the operators that run their own input plan: show it too
+        for (name, input) in operator_inputs(&logical) {
+            let input = self.ctx.state().optimize(&input)?;
+            out.push_str(&format!("input of {name}:\n{}\n", input.display_indent()));
+        }
         if physical {
             let plan = df.create_physical_plan().await?;
             out.push_str(&format!(
@@ -684,6 +689,28 @@ fn drop_null_keys(batch: RecordBatch, key_idx: &[usize], dropped: &mut u64) -> R
 }
 
 /// Rows produced by the leaves (scans) of an executed plan.
+/// The input plans of the scans of [`crate::row_windows`]' and [`crate::aggregated`]'s operators
+/// in `plan`, with the scan's name.
+fn operator_inputs(
+    plan: &datafusion::logical_expr::LogicalPlan,
+) -> Vec<(String, datafusion::logical_expr::LogicalPlan)> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    let mut out = Vec::new();
+    let _ = plan.apply(|node| {
+        if let datafusion::logical_expr::LogicalPlan::TableScan(scan) = node
+            && let Ok(provider) = datafusion::datasource::source_as_provider(&scan.source)
+            && let Some(input) = crate::row_windows::input_plan(provider.as_ref())
+                .or_else(|| crate::aggregated::input_plan(provider.as_ref()))
+        {
+            let name = scan.table_name.to_string();
+            let name = name.split('(').next().unwrap_or_default().to_string();
+            out.push((name, input.clone()));
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    out
+}
+
 pub(crate) fn rows_read(plan: &Arc<dyn ExecutionPlan>) -> u64 {
     if plan.children().is_empty() {
         return plan.metrics().and_then(|m| m.output_rows()).unwrap_or(0) as u64;
