@@ -858,6 +858,35 @@ mod tests {
         }
     }
 
+    /// The rows the operator holds count against the query's memory pool: under a small cap the
+    /// run stops with DataFusion's "resources exhausted" error naming the operator.
+    #[tokio::test]
+    async fn row_windows_operator_memory_is_accounted() {
+        let fs = FeatureSetSpec::new("fs", "e")
+            .with_key(FeatureSpec::new("id").dtype(FeatureDataType::Bigint))
+            .with_feature(FeatureSpec::new("x").dtype(FeatureDataType::Double));
+        for (limit, fails) in [(Some(64 << 10), true), (Some(64 << 20), false)] {
+            let ctx = crate::session::new_session_with_memory_limit(limit);
+            random_rows(&ctx, 20_000, true);
+            let df = plan_feature_set(
+                &ctx,
+                ctx.table("t").await.unwrap(),
+                &fs,
+                &FeatureSetOptions::default(),
+                &NullCounter::default(),
+            )
+            .unwrap();
+            match df.collect().await {
+                Ok(_) => assert!(!fails, "{limit:?}: no error"),
+                Err(e) => {
+                    let e = e.to_string();
+                    assert!(fails, "{limit:?}: {e}");
+                    assert!(e.contains("Resources exhausted") && e.contains("RowWindowsExec"), "{e}");
+                }
+            }
+        }
+    }
+
     /// Windows the operator does not compute (`min`, or partitioned by something other than the
     /// keys) are left to DataFusion, as is a feature that reads a window's output.
     #[tokio::test]

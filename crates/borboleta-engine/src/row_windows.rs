@@ -28,6 +28,7 @@ use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{HashMap, Result as DfResult};
 use datafusion::datasource::TableType;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
@@ -262,7 +263,7 @@ pub struct RowWindowsExec {
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
     partitions: usize,
-    grouped: Arc<tokio::sync::OnceCell<Arc<Grouped>>>,
+    grouped: Arc<tokio::sync::OnceCell<Result<Arc<Grouped>, Arc<datafusion::error::DataFusionError>>>>,
 }
 
 impl RowWindowsExec {
@@ -342,12 +343,25 @@ impl ExecutionPlan for RowWindowsExec {
         let partitions = self.partitions;
         let fut = async move {
             // the first partition to get here runs the input; the others wait for it
+            // (an error is kept too: the input must not run twice)
             let grouped = cell
-                .get_or_try_init(|| async move {
-                    let batches = datafusion::physical_plan::collect(input, context).await?;
-                    Grouped::new(batches, config).map(Arc::new)
+                .get_or_init(|| async move {
+                    // the rows are held until every key is done: accounted in the memory pool, so
+                    // that `--memory-limit-mb` stops the run with a clear error before any write
+                    let reservation = MemoryConsumer::new("RowWindowsExec").register(context.memory_pool());
+                    let grouped = async {
+                        let batches = datafusion::physical_plan::collect(input, context).await?;
+                        reservation.try_grow(batches.iter().map(RecordBatch::get_array_memory_size).sum())?;
+                        let mut grouped = Grouped::new(batches, config)?;
+                        reservation.try_grow(grouped.rows.len() * size_of::<u32>())?;
+                        grouped.reservation = Some(reservation);
+                        Ok(Arc::new(grouped))
+                    };
+                    grouped.await.map_err(Arc::new)
                 })
-                .await?;
+                .await
+                .as_ref()
+                .map_err(|e| datafusion::error::DataFusionError::Shared(Arc::clone(e)))?;
             // a contiguous share of the keys
             let groups = grouped.ends.len();
             let (from, to) = (groups * partition / partitions, groups * (partition + 1) / partitions);
@@ -390,6 +404,8 @@ struct Grouped {
     ends: Vec<usize>,
     /// Orders rows with equal keys and timestamps (the tie columns).
     ties: Option<RowConverter>,
+    /// The memory they hold, in the query's pool.
+    reservation: Option<MemoryReservation>,
 }
 
 impl Grouped {
@@ -457,6 +473,7 @@ impl Grouped {
             rows,
             ends,
             ties,
+            reservation: None,
         })
     }
 
