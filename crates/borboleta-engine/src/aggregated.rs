@@ -649,14 +649,32 @@ impl DisplayAs for RollingWindowsExec {
             c.deduplicate,
         )?;
         // the partial aggregation runs inside this operator: show its plan under it
-        let input = datafusion::physical_plan::displayable(self.input.as_ref())
-            .indent(true)
-            .to_string();
-        for line in input.lines() {
-            write!(f, "\n    | {line}")?;
-        }
-        Ok(())
+        fmt_inner_plan(&self.input, f)
     }
+}
+
+/// An operator's inner plan (one it runs inside `execute`), under its own line.
+pub(crate) fn fmt_inner_plan(input: &Arc<dyn ExecutionPlan>, f: &mut fmt::Formatter) -> fmt::Result {
+    let input = datafusion::physical_plan::displayable(input.as_ref())
+        .indent(true)
+        .to_string();
+    for line in input.lines() {
+        write!(f, "\n    | {line}")?;
+    }
+    Ok(())
+}
+
+/// The metrics of an operator that runs `input` inside `execute`: as a leaf, it reports the rows
+/// its inner plan read (the run summary's "rows read").
+pub(crate) fn inner_plan_metrics(
+    input: &Arc<dyn ExecutionPlan>,
+) -> Option<datafusion::physical_plan::metrics::MetricsSet> {
+    use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder};
+    let set = ExecutionPlanMetricsSet::new();
+    MetricBuilder::new(&set)
+        .output_rows(0)
+        .add(crate::pipeline::rows_read(input) as usize);
+    Some(set.clone_inner())
 }
 
 impl ExecutionPlan for RollingWindowsExec {
@@ -680,12 +698,7 @@ impl ExecutionPlan for RollingWindowsExec {
     }
     /// As a leaf, reports the rows its inner plan read (the run summary's "rows read").
     fn metrics(&self) -> Option<datafusion::physical_plan::metrics::MetricsSet> {
-        use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder};
-        let set = ExecutionPlanMetricsSet::new();
-        MetricBuilder::new(&set)
-            .output_rows(0)
-            .add(crate::pipeline::rows_read(&self.input) as usize);
-        Some(set.clone_inner())
+        inner_plan_metrics(&self.input)
     }
     fn execute(&self, _partition: usize, context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
         let input = Arc::clone(&self.input);

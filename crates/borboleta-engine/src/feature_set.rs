@@ -858,6 +858,12 @@ mod tests {
         }
     }
 
+    /// The feature set's plan over table `t`.
+    async fn plan_table_t(ctx: &SessionContext, fs: &FeatureSetSpec) -> DataFrame {
+        let source = ctx.table("t").await.unwrap();
+        plan_feature_set(ctx, source, fs, &FeatureSetOptions::default(), &NullCounter::default()).unwrap()
+    }
+
     /// The rows the operator holds count against the query's memory pool: under a small cap the
     /// run stops with DataFusion's "resources exhausted" error naming the operator.
     #[tokio::test]
@@ -868,14 +874,7 @@ mod tests {
         for (limit, fails) in [(Some(64 << 10), true), (Some(64 << 20), false)] {
             let ctx = crate::session::new_session_with_memory_limit(limit);
             random_rows(&ctx, 20_000, true);
-            let df = plan_feature_set(
-                &ctx,
-                ctx.table("t").await.unwrap(),
-                &fs,
-                &FeatureSetOptions::default(),
-                &NullCounter::default(),
-            )
-            .unwrap();
+            let df = plan_table_t(&ctx, &fs).await;
             match df.collect().await {
                 Ok(_) => assert!(!fails, "{limit:?}: no error"),
                 Err(e) => {
@@ -933,14 +932,7 @@ mod tests {
             ),
         ];
         for (fs, operator) in cases {
-            let df = plan_feature_set(
-                &ctx,
-                ctx.table("t").await.unwrap(),
-                &fs,
-                &FeatureSetOptions::default(),
-                &NullCounter::default(),
-            )
-            .unwrap();
+            let df = plan_table_t(&ctx, &fs).await;
             let plan = df.logical_plan().display_indent().to_string();
             assert_eq!(plan.contains("row_windows"), operator, "{plan}");
             assert_eq!(plan.contains("WindowAggr"), !operator, "{plan}");

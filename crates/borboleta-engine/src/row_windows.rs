@@ -297,13 +297,7 @@ impl DisplayAs for RowWindowsExec {
             write!(f, "{} = {}({}) over {}", j.output, j.function, j.input, j.definition)?;
         }
         write!(f, "], dedup={}, partitions={}; input:", c.deduplicate, self.partitions)?;
-        let input = datafusion::physical_plan::displayable(self.input.as_ref())
-            .indent(true)
-            .to_string();
-        for line in input.lines() {
-            write!(f, "\n    | {line}")?;
-        }
-        Ok(())
+        crate::aggregated::fmt_inner_plan(&self.input, f)
     }
 }
 
@@ -328,12 +322,7 @@ impl ExecutionPlan for RowWindowsExec {
     }
     /// As a leaf, reports the rows its inner plan read (the run summary's "rows read").
     fn metrics(&self) -> Option<datafusion::physical_plan::metrics::MetricsSet> {
-        use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder};
-        let set = ExecutionPlanMetricsSet::new();
-        MetricBuilder::new(&set)
-            .output_rows(0)
-            .add(crate::pipeline::rows_read(&self.input) as usize);
-        Some(set.clone_inner())
+        crate::aggregated::inner_plan_metrics(&self.input)
     }
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
         let input = Arc::clone(&self.input);
