@@ -351,7 +351,8 @@ def case_batch(case, n, args, runs, butterfree=True):
     cmp = subprocess.run(compare + [os.path.join(out_b, hist), os.path.join(out_s, hist)],
                          capture_output=True, text=True)
     online = subprocess.run(compare + ["--online", os.path.join(out_b, "online.sqlite"), name, fixture,
-                                       {"a": "rows", "b": "agg"}[case]], capture_output=True, text=True)
+                                       {"a": "rows", "b": "agg"}[case], os.path.join(out_b, hist)],
+                            capture_output=True, text=True)
     failed = [f"compare.py failed: {p.stderr[-2000:]}" for p in (cmp, online) if p.returncode != 0]
     if failed:
         return {"case": case, "size": n, "same": False, "differences": failed}
@@ -359,9 +360,11 @@ def case_batch(case, n, args, runs, butterfree=True):
     o = json.loads(online.stdout)
     c["same"] = c["same"] and o["same"]
     c["differences"] += o["differences"]
+    c["notes"] = o.get("notes", [])
     c["online"] = {"borboleta": o["borboleta"], "butterfree": o["butterfree"]}
     c.update(case=case, size=n)
-    print(f"({case}) {n:,}: same answers: {c['same']}" + "".join(f"\n  - {d}" for d in c["differences"]), flush=True)
+    print(f"({case}) {n:,}: same answers: {c['same']}" + "".join(f"\n  - {d}" for d in c["differences"])
+          + "".join(f"\n  note: {d}" for d in c["notes"]), flush=True)
     return c
 
 
@@ -569,7 +572,8 @@ def table(summary, comparisons):
             lines.append(f"\nSame answers ({c['case']}) {c['size']:,}: {'yes' if c['same'] else 'NO'}"
                          + f" (rows: Borboleta {c.get('borboleta', {}).get('rows')}, "
                            f"Butterfree {c.get('butterfree', {}).get('rows')})"
-                         + "".join(f"\n  - {d}" for d in c["differences"]))
+                         + "".join(f"\n  - {d}" for d in c["differences"])
+                         + "".join(f"\n  note: {d}" for d in c.get("notes", [])))
     return "\n".join(lines)
 
 
