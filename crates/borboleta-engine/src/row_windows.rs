@@ -411,7 +411,7 @@ impl Grouped {
         }
         if batches.len() > (u32::MAX >> ROW_BITS) as usize {
             return Err(datafusion::error::DataFusionError::Execution(format!(
-                "{} input batches in one run of a row-level window feature set: at most {} (run fewer dates at a time)",
+                "{} input batches in one run of a row-level window feature set: at most {}",
                 batches.len(),
                 u32::MAX >> ROW_BITS
             )));
