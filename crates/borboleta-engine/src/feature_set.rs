@@ -33,21 +33,24 @@ pub const WINDOW_FUNCTIONS: &[&str] = borboleta_core::validate::ROLLING_WINDOW_F
 /// `var*` are Spark-exact ([`crate::sliding`]); the rest are DataFusion's own (they slide; the
 /// Spark overrides in the session may not).
 fn window_udaf(name: &str, float_input: bool) -> Option<Arc<datafusion::logical_expr::AggregateUDF>> {
-    use crate::sliding::{SlidingKind as K, sliding_udaf};
+    use crate::sliding::{SlidingKind, sliding_udaf};
     use datafusion::functions_aggregate::{count, min_max, sum};
+    if let Some(kind) = SlidingKind::of(name, float_input) {
+        return Some(sliding_udaf(kind));
+    }
     Some(match name {
-        "avg" | "mean" => sliding_udaf(K::Avg),
-        "sum" if float_input => sliding_udaf(K::Sum),
         "sum" => sum::sum_udaf(),
         "count" => count::count_udaf(),
         "min" => min_max::min_udaf(),
         "max" => min_max::max_udaf(),
-        "stddev_pop" => sliding_udaf(K::StddevPop),
-        "stddev" | "stddev_samp" => sliding_udaf(K::StddevSamp),
-        "var_pop" => sliding_udaf(K::VarPop),
-        "var_samp" | "variance" => sliding_udaf(K::VarSamp),
         _ => return None,
     })
+}
+
+/// Whether the duplicate-row filter orders rows with equal keys and timestamps by a feature of
+/// this type (both with DataFusion's window functions and in [`crate::row_windows`]).
+pub(crate) fn orders_ties(t: &DataType) -> bool {
+    t.is_primitive() || matches!(t, DataType::Utf8 | DataType::Boolean)
 }
 
 /// Options of one run of the feature set.
@@ -584,8 +587,7 @@ pub(crate) fn deduplicate_rows(df: DataFrame, keys: &[String], features: &[Strin
     for f in features {
         let sortable = schema
             .field_with_unqualified_name(f)
-            .map(|fl| fl.data_type().is_primitive() || matches!(fl.data_type(), DataType::Utf8 | DataType::Boolean))
-            .unwrap_or(false);
+            .is_ok_and(|fl| orders_ties(fl.data_type()));
         if sortable {
             order.push(column(f).sort(true, true));
         }

@@ -688,7 +688,6 @@ fn drop_null_keys(batch: RecordBatch, key_idx: &[usize], dropped: &mut u64) -> R
     Ok(out)
 }
 
-/// Rows produced by the leaves (scans) of an executed plan.
 /// The input plans of the scans of [`crate::row_windows`]' and [`crate::aggregated`]'s operators
 /// in `plan`, with the scan's name.
 fn operator_inputs(
@@ -711,6 +710,7 @@ fn operator_inputs(
     out
 }
 
+/// Rows produced by the leaves (scans) of an executed plan.
 pub(crate) fn rows_read(plan: &Arc<dyn ExecutionPlan>) -> u64 {
     if plan.children().is_empty() {
         return plan.metrics().and_then(|m| m.output_rows()).unwrap_or(0) as u64;

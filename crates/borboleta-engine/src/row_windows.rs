@@ -41,7 +41,7 @@ use futures::StreamExt;
 use crate::cast::spark_cast_array;
 use crate::error::Result;
 use crate::feature_set::column;
-use crate::sliding::SlidingKind;
+use crate::sliding::{Fold, SlidingKind};
 
 /// What a window computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +66,7 @@ pub(crate) enum Frame {
 pub(crate) struct WindowJob {
     /// The (hidden) input column with the window's argument.
     pub input: String,
-    /// The function and its name, for `explain`.
+    /// The aggregate, and the function's name as written (for `explain`).
     pub kind: WindowKind,
     pub function: String,
     pub frame: Frame,
@@ -80,17 +80,10 @@ pub(crate) struct WindowJob {
 impl WindowJob {
     /// The aggregate behind a window function name, when this operator computes it.
     pub(crate) fn kind_of(function: &str, float_input: bool) -> Option<WindowKind> {
-        use SlidingKind as K;
-        Some(match function {
-            "avg" | "mean" => WindowKind::Sliding(K::Avg),
-            "sum" if float_input => WindowKind::Sliding(K::Sum),
-            "count" => WindowKind::Count,
-            "stddev_pop" => WindowKind::Sliding(K::StddevPop),
-            "stddev" | "stddev_samp" => WindowKind::Sliding(K::StddevSamp),
-            "var_pop" => WindowKind::Sliding(K::VarPop),
-            "var_samp" | "variance" => WindowKind::Sliding(K::VarSamp),
-            _ => return None,
-        })
+        match function {
+            "count" => Some(WindowKind::Count),
+            f => SlidingKind::of(f, float_input).map(WindowKind::Sliding),
+        }
     }
 }
 
@@ -115,13 +108,10 @@ struct Config {
     deduplicate: bool,
 }
 
-/// Whether the duplicate-row filter can compare and order a column of this type.
+/// Whether the duplicate-row filter can compare a column of this type here (arrow's `distinct`
+/// kernel on plain types).
 pub(crate) fn comparable(t: &DataType) -> bool {
-    t.is_primitive()
-        || matches!(
-            t,
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Boolean
-        )
+    crate::feature_set::orders_ties(t) || matches!(t, DataType::LargeUtf8 | DataType::Utf8View)
 }
 
 /// The feature set's windows and duplicate-row filter as one operator over `df`, which holds the
@@ -174,7 +164,7 @@ pub(crate) fn plan_row_windows(
         match s {
             Source::Column(i) => {
                 let field = input_schema.field(*i);
-                if comparable(field.data_type()) {
+                if crate::feature_set::orders_ties(field.data_type()) {
                     ties.push(*i);
                 }
                 fields.push(field.clone());
@@ -340,11 +330,7 @@ impl ExecutionPlan for RowWindowsExec {
                     let reservation = MemoryConsumer::new("RowWindowsExec").register(context.memory_pool());
                     let grouped = async {
                         let batches = datafusion::physical_plan::collect(input, context).await?;
-                        reservation.try_grow(batches.iter().map(RecordBatch::get_array_memory_size).sum())?;
-                        let mut grouped = Grouped::new(batches, config)?;
-                        reservation.try_grow(grouped.rows.len() * size_of::<u32>())?;
-                        grouped.reservation = Some(reservation);
-                        Ok(Arc::new(grouped))
+                        Ok(Arc::new(Grouped::new(batches, config, reservation)?))
                     };
                     grouped.await.map_err(Arc::new)
                 })
@@ -393,12 +379,13 @@ struct Grouped {
     ends: Vec<usize>,
     /// Orders rows with equal keys and timestamps (the tie columns).
     ties: Option<RowConverter>,
-    /// The memory they hold, in the query's pool.
-    reservation: Option<MemoryReservation>,
+    /// The memory they hold, in the query's pool (released when the last partition is done).
+    _reservation: MemoryReservation,
 }
 
 impl Grouped {
-    fn new(input: Vec<RecordBatch>, config: Arc<Config>) -> DfResult<Self> {
+    fn new(input: Vec<RecordBatch>, config: Arc<Config>, reservation: MemoryReservation) -> DfResult<Self> {
+        reservation.try_grow(input.iter().map(RecordBatch::get_array_memory_size).sum())?;
         // zero-copy slices
         let mut batches = Vec::with_capacity(input.len());
         for b in input {
@@ -440,10 +427,11 @@ impl Grouped {
             }
         }
         drop(group_of);
+        reservation.try_grow(rows.len() * size_of::<u32>())?;
         tracing::debug!(
             rows = total,
             keys = groups,
-            input_mib = batches.iter().map(RecordBatch::get_array_memory_size).sum::<usize>() >> 20,
+            held_mib = reservation.size() >> 20,
             "row windows: input grouped by key"
         );
         let ties = match batches.first() {
@@ -462,7 +450,7 @@ impl Grouped {
             rows,
             ends,
             ties,
-            reservation: None,
+            _reservation: reservation,
         })
     }
 
@@ -677,12 +665,7 @@ fn window_column(
             .iter()
             .collect(),
     };
-    let moments = matches!(
-        job.kind,
-        WindowKind::Sliding(
-            SlidingKind::StddevPop | SlidingKind::StddevSamp | SlidingKind::VarPop | SlidingKind::VarSamp
-        )
-    );
+    let moments = matches!(job.kind, WindowKind::Sliding(k) if k.needs_moments());
     let mut out: Vec<Fold> = Vec::with_capacity(values.len());
     for &(s, e) in groups {
         let frames = frames(job.frame, ts, s, e);
@@ -732,45 +715,6 @@ fn frames(frame: Frame, ts: &arrow::array::TimestampMicrosecondArray, s: usize, 
                 out.push((lo, hi));
             }
             out
-        }
-    }
-}
-
-/// The left-to-right fold of a frame: Spark's sum, and its `CentralMomentAgg` update (Welford).
-#[derive(Debug, Default, Clone, Copy)]
-struct Fold {
-    n: f64,
-    sum: f64,
-    avg: f64,
-    m2: f64,
-}
-
-impl Fold {
-    fn add_all(&mut self, values: &[Option<f64>], moments: bool) {
-        for x in values.iter().flatten() {
-            self.n += 1.0;
-            self.sum += x;
-            if moments {
-                let delta = x - self.avg;
-                let delta_n = delta / self.n;
-                self.avg += delta_n;
-                self.m2 += delta * (delta - delta_n);
-            }
-        }
-    }
-
-    /// As [`crate::sliding`]'s accumulator evaluates it.
-    fn value(&self, kind: SlidingKind) -> Option<f64> {
-        let n = self.n;
-        match kind {
-            _ if n == 0.0 => None,
-            SlidingKind::Avg => Some(self.sum / n),
-            SlidingKind::Sum => Some(self.sum),
-            SlidingKind::VarPop => Some(self.m2 / n),
-            SlidingKind::StddevPop => Some((self.m2 / n).sqrt()),
-            SlidingKind::VarSamp | SlidingKind::StddevSamp if n < 2.0 => None,
-            SlidingKind::VarSamp => Some(self.m2 / (n - 1.0)),
-            SlidingKind::StddevSamp => Some((self.m2 / (n - 1.0)).sqrt()),
         }
     }
 }

@@ -34,6 +34,68 @@ pub enum SlidingKind {
     VarSamp,
 }
 
+impl SlidingKind {
+    /// The Spark-exact aggregate of a window function name (`sum` only over floating-point
+    /// values: an integer sum is exact in any order).
+    pub fn of(function: &str, float_input: bool) -> Option<Self> {
+        Some(match function {
+            "avg" | "mean" => Self::Avg,
+            "sum" if float_input => Self::Sum,
+            "stddev_pop" => Self::StddevPop,
+            "stddev" | "stddev_samp" => Self::StddevSamp,
+            "var_pop" => Self::VarPop,
+            "var_samp" | "variance" => Self::VarSamp,
+            _ => return None,
+        })
+    }
+
+    /// Whether it needs the central moments (Welford's update), not only the count and sum.
+    pub(crate) fn needs_moments(self) -> bool {
+        !matches!(self, Self::Avg | Self::Sum)
+    }
+}
+
+/// The left-to-right fold of a frame's values: Spark's sum, and its `CentralMomentAgg` update
+/// (Welford) when `moments`.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Fold {
+    pub(crate) n: f64,
+    sum: f64,
+    avg: f64,
+    m2: f64,
+}
+
+impl Fold {
+    /// Adds the values (nulls skipped), in order.
+    pub(crate) fn add_all<'a>(&mut self, values: impl IntoIterator<Item = &'a Option<f64>>, moments: bool) {
+        for x in values.into_iter().flatten() {
+            self.n += 1.0;
+            self.sum += x;
+            if moments {
+                let delta = x - self.avg;
+                let delta_n = delta / self.n;
+                self.avg += delta_n;
+                self.m2 += delta * (delta - delta_n);
+            }
+        }
+    }
+
+    /// The aggregate's value over the values added.
+    pub(crate) fn value(&self, kind: SlidingKind) -> Option<f64> {
+        let n = self.n;
+        match kind {
+            _ if n == 0.0 => None,
+            SlidingKind::Avg => Some(self.sum / n),
+            SlidingKind::Sum => Some(self.sum),
+            SlidingKind::VarPop => Some(self.m2 / n),
+            SlidingKind::StddevPop => Some((self.m2 / n).sqrt()),
+            SlidingKind::VarSamp | SlidingKind::StddevSamp if n < 2.0 => None,
+            SlidingKind::VarSamp => Some(self.m2 / (n - 1.0)),
+            SlidingKind::StddevSamp => Some((self.m2 / (n - 1.0)).sqrt()),
+        }
+    }
+}
+
 /// The UDAF for a window function over floating-point values.
 pub fn sliding_udaf(kind: SlidingKind) -> Arc<AggregateUDF> {
     Arc::new(AggregateUDF::from(SparkSliding {
@@ -108,28 +170,9 @@ impl Accumulator for SlidingAccumulator {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        let mut n = 0f64;
-        let (mut sum, mut avg, mut m2) = (0f64, 0f64, 0f64);
-        for x in self.values.iter().flatten() {
-            n += 1.0;
-            sum += x;
-            // Spark's CentralMomentAgg update
-            let delta = x - avg;
-            let delta_n = delta / n;
-            avg += delta_n;
-            m2 += delta * (delta - delta_n);
-        }
-        let v = match self.kind {
-            _ if n == 0.0 => None,
-            SlidingKind::Avg => Some(sum / n),
-            SlidingKind::Sum => Some(sum),
-            SlidingKind::VarPop => Some(m2 / n),
-            SlidingKind::StddevPop => Some((m2 / n).sqrt()),
-            SlidingKind::VarSamp | SlidingKind::StddevSamp if n < 2.0 => None,
-            SlidingKind::VarSamp => Some(m2 / (n - 1.0)),
-            SlidingKind::StddevSamp => Some((m2 / (n - 1.0)).sqrt()),
-        };
-        Ok(ScalarValue::Float64(v))
+        let mut fold = Fold::default();
+        fold.add_all(&self.values, self.kind.needs_moments());
+        Ok(ScalarValue::Float64(fold.value(self.kind)))
     }
 
     fn size(&self) -> usize {
