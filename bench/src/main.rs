@@ -240,7 +240,7 @@ fn stream(
         let spec = borboleta::FeatureSetPipelineSpec::from_yaml_file(&spec_path)?;
         let opts = borboleta::stream_options(&spec, &borboleta::StreamStartOptions::default())?;
         let pipeline = borboleta::build_pipeline(spec, &borboleta::PipelineOptions::default()).await?;
-        let handle = Arc::new(pipeline).start_stream(opts).await?;
+        let handle = borboleta::engine::stream::start(&Arc::new(pipeline), opts).await?;
         anyhow::Ok(handle)
     })?;
     let start_s = t.elapsed().as_secs_f64();

@@ -575,7 +575,7 @@ async fn print_debug_output(pipeline: &borboleta::FeatureSetPipeline, args: &Run
             let order = schema
                 .fields()
                 .iter()
-                .map(|f| borboleta::engine::feature_set::column(f.name()).sort(true, false))
+                .map(|f| borboleta::engine::plan::util::column(f.name()).sort(true, false))
                 .collect();
             let mut batches = df.sort(order)?.collect().await?;
             if !matches!(args.output, Output::Table) {
@@ -619,7 +619,7 @@ async fn run_stream(
         ),
         None => None,
     };
-    let handle = pipeline.start_stream(opts).await?;
+    let handle = borboleta::engine::stream::start(&pipeline, opts).await?;
     let metrics = listener.map(|l| serve_metrics(l, handle.status_source()));
     let mut sigterm = signal(SignalKind::terminate())?;
     let interval = Duration::from_secs_f64(args.sql_interval.max(0.01));
@@ -703,7 +703,7 @@ fn serve_metrics(
 }
 
 async fn checkpoint(command: CheckpointCommand) -> anyhow::Result<()> {
-    use borboleta::engine::checkpoint::Checkpoint;
+    use borboleta::engine::stream::checkpoint::Checkpoint;
     let spec_path = match &command {
         CheckpointCommand::Show { spec } | CheckpointCommand::Reset { spec, .. } => spec,
     };

@@ -19,7 +19,7 @@ use arrow::datatypes::{
 use async_trait::async_trait;
 use borboleta_core::CassandraConfigSpec;
 use borboleta_core::naming::TIMESTAMP_COLUMN;
-use borboleta_engine::latest::event_micros;
+use borboleta_engine::sink::latest::event_micros;
 use borboleta_engine::{Error, LatestPerKey, Result, WriteContext, WriteMetrics, Writer, WriterSession};
 use futures::StreamExt;
 use scylla::client::session::Session;

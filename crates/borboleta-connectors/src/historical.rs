@@ -15,7 +15,7 @@ use arrow::compute::take_record_batch;
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use async_trait::async_trait;
 use borboleta_core::{HistoricalWriterSpec, WriteMode};
-use borboleta_engine::latest::Rejected;
+use borboleta_engine::Rejected;
 use borboleta_engine::{Error, Result, WriteContext, WriteMetrics, Writer, WriterSession};
 use chrono::Datelike;
 use parquet::arrow::ArrowWriter;
@@ -505,7 +505,7 @@ impl WriterSession for StreamSession {
 fn split_by_partition(batch: &RecordBatch, rejected: &mut Rejected) -> Result<BTreeMap<Partition, RecordBatch>> {
     const DAY_MICROS: i64 = 86_400_000_000;
     let ts = batch.schema().index_of(borboleta_core::naming::TIMESTAMP_COLUMN)?;
-    let micros = borboleta_engine::latest::event_micros(batch.column(ts))?;
+    let micros = borboleta_engine::sink::latest::event_micros(batch.column(ts))?;
     // rows by UTC day (few distinct days per batch: the date is worked out once per day)
     let mut days: std::collections::HashMap<i64, Vec<u32>> = std::collections::HashMap::new();
     for (i, v) in micros.iter().enumerate() {

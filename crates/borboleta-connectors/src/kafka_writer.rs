@@ -20,7 +20,7 @@ use arrow::array::RecordBatch;
 use async_trait::async_trait;
 use borboleta_core::KafkaWriterConfigSpec;
 use borboleta_core::naming::TIMESTAMP_COLUMN;
-use borboleta_engine::latest::{batch_to_json_rows, event_micros};
+use borboleta_engine::sink::latest::{batch_to_json_rows, event_micros};
 use borboleta_engine::{Error, LatestPerKey, Result, WriteContext, WriteMetrics, Writer, WriterSession};
 use futures::StreamExt;
 use rdkafka::config::ClientConfig;

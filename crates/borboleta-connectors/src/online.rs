@@ -13,7 +13,7 @@ use arrow::compute::cast;
 use arrow::datatypes::{Schema, SchemaRef};
 use async_trait::async_trait;
 use borboleta_core::naming::TIMESTAMP_COLUMN;
-use borboleta_engine::latest::batch_to_json_rows;
+use borboleta_engine::sink::latest::batch_to_json_rows;
 use borboleta_engine::{Error, LatestPerKey, Result, WriteContext, WriteMetrics, Writer, WriterSession};
 use rusqlite::{Connection, OptionalExtension, params};
 

@@ -8,7 +8,7 @@ use datafusion::common::Result as DfResult;
 use datafusion::prelude::{DataFrame, SessionContext};
 
 use crate::error::{Error, Result};
-use crate::feature_set::clean_df_error;
+use crate::plan::util::clean_df_error;
 
 /// A hook written in Rust: the rows in, the rows that go on out.
 pub type HookFn = Arc<dyn Fn(DataFrame) -> DfResult<DataFrame> + Send + Sync>;

@@ -6,39 +6,23 @@ use std::time::{Duration, Instant};
 use arrow::array::{Array, RecordBatch};
 use arrow::compute::{filter_record_batch, is_not_null};
 use arrow::datatypes::SchemaRef;
-use async_trait::async_trait;
 use borboleta_core::naming::{HISTORICAL_DEBUG_PREFIX, ONLINE_DEBUG_PREFIX};
 use borboleta_core::{FeatureSetPipelineSpec, IncrementalStrategySpec, SpecIssues, key_columns};
 use chrono::NaiveDate;
 use datafusion::catalog::TableProvider;
 use datafusion::logical_expr::ExprSchemable;
-use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use datafusion::physical_plan::execute_stream;
 use datafusion::prelude::{DataFrame, SessionContext};
 use futures::StreamExt;
 use tracing::{info, warn};
 
-use crate::cast::NullCounter;
+use crate::connector::{Reader, StreamReader, WriteContext, WriteMetrics, Writer};
 use crate::error::{Error, Result};
-use crate::feature_set::{
-    FeatureSetOptions, clean_df_error, date_range_predicate, plan_feature_set, to_timestamp_expr,
-};
 use crate::memory::MemoryTable;
-use crate::sink::{WriteContext, WriteMetrics, Writer, WriterSession};
-use crate::stream::{StreamParts, StreamReader};
-
-/// A source of rows (Butterfree's `Reader`): a DataFusion table.
-#[async_trait]
-pub trait Reader: std::fmt::Debug + Send + Sync {
-    /// The table name in the source query.
-    fn id(&self) -> &str;
-    /// The raw table, before column selection and date filters. Called once per pipeline.
-    /// Not called for a streaming reader.
-    async fn table_provider(&self, ctx: &SessionContext) -> Result<Arc<dyn TableProvider>>;
-    /// The streaming side of the reader, when it streams (`stream: true`).
-    fn as_stream(&self) -> Option<Arc<dyn StreamReader>> {
-        None
-    }
-}
+use crate::plan::cast::NullCounter;
+use crate::plan::feature_set::{FeatureSetOptions, date_range_predicate, plan_feature_set, to_timestamp_expr};
+use crate::plan::util::{clean_df_error, rows_read};
+use crate::sink::FeatureSink;
 
 /// Options of one run.
 #[derive(Clone, Default)]
@@ -112,9 +96,9 @@ impl std::fmt::Display for RunSummary {
 pub struct FeatureSetPipeline {
     spec: Arc<FeatureSetPipelineSpec>,
     ctx: SessionContext,
-    providers: Vec<Arc<dyn TableProvider>>,
-    writers: Vec<Arc<dyn Writer>>,
-    wctx: WriteContext,
+    /// The readers, in the spec's order, each with the table it opened.
+    readers: Vec<(Arc<dyn Reader>, Arc<dyn TableProvider>)>,
+    sink: FeatureSink,
     stream: Option<StreamParts>,
 }
 
@@ -122,7 +106,7 @@ impl std::fmt::Debug for FeatureSetPipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FeatureSetPipeline")
             .field("feature_set", &self.spec.feature_set.name)
-            .field("writers", &self.writers)
+            .field("writers", &self.sink.writers())
             .finish_non_exhaustive()
     }
 }
@@ -147,7 +131,8 @@ impl FeatureSetPipeline {
         writers: Vec<Arc<dyn Writer>>,
     ) -> Result<Self> {
         let mut issues = borboleta_core::validate::validate(&spec);
-        let mut providers = Vec::new();
+        let readers = bind_readers(&spec, readers)?;
+        let mut opened_readers = Vec::new();
         let streaming = spec.is_streaming();
         let mut parts = StreamParts {
             streams: Vec::new(),
@@ -169,7 +154,7 @@ impl FeatureSetPipeline {
                 None => reader.table_provider(&ctx).await,
             };
             match opened {
-                Ok(p) => providers.push(p),
+                Ok(p) => opened_readers.push((Arc::clone(reader), p)),
                 Err(Error::Spec(mut s)) => {
                     for issue in &mut s.0 {
                         if !issue.path.starts_with("readers") {
@@ -182,20 +167,22 @@ impl FeatureSetPipeline {
                 Err(e) => return Err(e),
             }
         }
-        if providers.len() < readers.len() {
+        if opened_readers.len() < readers.len() {
             return Err(Error::Spec(issues));
         }
         let schema_probe = Self {
             spec: Arc::new(spec),
             ctx,
-            providers,
-            writers,
-            wctx: WriteContext {
-                feature_set: Arc::new(borboleta_core::FeatureSetSpec::new("", "")),
-                schema: Arc::new(arrow::datatypes::Schema::empty()),
-                keys: vec![],
-                streaming,
-            },
+            readers: opened_readers,
+            sink: FeatureSink::new(
+                writers,
+                WriteContext {
+                    feature_set: Arc::new(borboleta_core::FeatureSetSpec::new("", "")),
+                    schema: Arc::new(arrow::datatypes::Schema::empty()),
+                    keys: vec![],
+                    streaming,
+                },
+            ),
             stream: streaming.then_some(parts),
         };
         let probe_opts = FeatureSetOptions {
@@ -214,14 +201,15 @@ impl FeatureSetPipeline {
         issues.into_result().map_err(Error::from)?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let mut p = schema_probe;
-        p.wctx = WriteContext {
+        let wctx = WriteContext {
             feature_set: Arc::new(p.spec.feature_set.clone()),
             schema,
             keys: key_columns(&p.spec.feature_set),
             streaming,
         };
-        for w in &p.writers {
-            w.prepare(&p.ctx, &p.wctx)?;
+        p.sink = FeatureSink::new(p.sink.writers().to_vec(), wctx);
+        for w in p.sink.writers() {
+            w.prepare(&p.ctx, p.sink.write_context())?;
         }
         Ok(p)
     }
@@ -254,41 +242,38 @@ impl FeatureSetPipeline {
 
     /// What identifies this pipeline in a checkpoint: its readers (a change needs a reset) and
     /// its whole spec.
-    pub fn fingerprint(&self) -> crate::checkpoint::Fingerprint {
+    pub fn fingerprint(&self) -> crate::stream::checkpoint::Fingerprint {
         use borboleta_core::time::stable_hash;
-        let identity: Vec<serde_json::Value> = self
-            .spec
-            .readers
-            .iter()
-            .map(|r| match r {
-                borboleta_core::ReaderSpec::File(f) => serde_json::json!({
-                    "type": "file", "id": f.id, "path": f.path, "format": f.format.to_string(), "stream": f.stream,
-                }),
-                borboleta_core::ReaderSpec::Kafka(k) => serde_json::json!({
-                    "type": "kafka", "id": k.id, "topic": k.topic.to_vec(), "stream": k.stream,
-                }),
-                other => serde_json::json!({ "id": other.id() }),
-            })
-            .collect();
+        let identity: Vec<serde_json::Value> = self.readers.iter().map(|(r, _)| r.identity()).collect();
         let spec_json = serde_json::to_string(self.spec.as_ref()).unwrap_or_default();
-        crate::checkpoint::Fingerprint {
+        crate::stream::checkpoint::Fingerprint {
             readers: format!(
                 "{:016x}",
                 stable_hash(serde_json::Value::from(identity).to_string().as_bytes())
             ),
             spec: format!("{:016x}", stable_hash(spec_json.as_bytes())),
-            reader_ids: self.spec.readers.iter().map(|r| r.id().to_string()).collect(),
+            reader_ids: self.readers.iter().map(|(r, _)| r.id().to_string()).collect(),
         }
+    }
+
+    /// The sink driver over the writers.
+    pub fn sink(&self) -> &FeatureSink {
+        &self.sink
+    }
+
+    /// The readers, in the spec's order.
+    pub fn readers(&self) -> impl Iterator<Item = &Arc<dyn Reader>> {
+        self.readers.iter().map(|(r, _)| r)
     }
 
     /// The writers.
     pub fn writers(&self) -> &[Arc<dyn Writer>] {
-        &self.writers
+        self.sink.writers()
     }
 
     /// What the writers know about the rows.
     pub fn write_context(&self) -> &WriteContext {
-        &self.wctx
+        self.sink.write_context()
     }
 
     /// The session: debug tables are registered here and can be queried with [`Self::sql`].
@@ -303,7 +288,7 @@ impl FeatureSetPipeline {
 
     /// Schema of the feature rows.
     pub fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.wctx.schema)
+        Arc::clone(&self.sink.write_context().schema)
     }
 
     /// Runs a SQL query in the pipeline's session (debug tables included).
@@ -345,7 +330,11 @@ impl FeatureSetPipeline {
     async fn plan_unlocated(&self, opts: &FeatureSetOptions) -> Result<(DataFrame, NullCounter)> {
         let counter = NullCounter::default();
         let mut issues = SpecIssues::default();
-        for (i, (reader, provider)) in self.spec.readers.iter().zip(&self.providers).enumerate() {
+        for (i, reader) in self.spec.readers.iter().enumerate() {
+            // bound by id when the pipeline was built
+            let Some((_, provider)) = self.readers.iter().find(|(r, _)| r.id() == reader.id()) else {
+                return Err(Error::Internal(format!("reader `{}` has no table", reader.id())));
+            };
             let path = format!("readers[{i}]");
             let mut df = self.ctx.read_table(Arc::clone(provider))?;
             use crate::hooks::{HookPoint, run as run_hooks};
@@ -373,15 +362,22 @@ impl FeatureSetPipeline {
                 }
             }
             if !reader.pre_processing().is_empty() {
-                df = crate::preprocess::apply(&self.ctx, df, reader.pre_processing(), &path, &counter, &mut issues)
-                    .await?;
+                df = crate::plan::preprocess::apply(
+                    &self.ctx,
+                    df,
+                    reader.pre_processing(),
+                    &path,
+                    &counter,
+                    &mut issues,
+                )
+                .await?;
             }
             if let Some(inc) = reader.incremental_strategy()
                 && (opts.start_date.is_some() || opts.end_date.is_some())
             {
                 // an aggregated feature set's windows reach back before the first output day
                 // (Butterfree's `define_start_date`)
-                let back = crate::aggregated::read_back_days(&self.spec.feature_set);
+                let back = crate::plan::aggregated::read_back_days(&self.spec.feature_set);
                 let read = FeatureSetOptions {
                     start_date: opts.start_date.map(|d| d - chrono::Duration::days(back)),
                     ..opts.clone()
@@ -410,7 +406,7 @@ impl FeatureSetPipeline {
             .map_err(|e| Error::spec("source.query", clean_df_error(&e)))?;
         let source = DataFrame::new(
             self.ctx.state(),
-            crate::spark_sql::spark_casts(source.logical_plan().clone(), &counter)?,
+            crate::plan::spark_sql::spark_casts(source.logical_plan().clone(), &counter)?,
         );
         use crate::hooks::{HookPoint, run as run_hooks};
         let source = run_hooks(
@@ -450,7 +446,7 @@ impl FeatureSetPipeline {
         )
         .await?;
         let df = if fs.is_aggregated() {
-            crate::aggregated::plan_aggregated(&self.ctx, source, fs, opts, &counter).await?
+            crate::plan::aggregated::plan_aggregated(&self.ctx, source, fs, opts, &counter).await?
         } else {
             plan_feature_set(&self.ctx, source, fs, opts, &counter)?
         };
@@ -541,13 +537,13 @@ impl FeatureSetPipeline {
 
         let t1 = Instant::now();
         let mut stream = execute_stream(Arc::clone(&plan), self.ctx.task_ctx())?;
-        let key_idx: Vec<usize> = self
-            .wctx
+        let wctx = self.sink.write_context();
+        let key_idx: Vec<usize> = wctx
             .keys
             .iter()
-            .map(|k| self.wctx.schema.index_of(k))
+            .map(|k| wctx.schema.index_of(k))
             .collect::<std::result::Result<_, _>>()?;
-        let mut sessions: Option<Vec<Box<dyn WriterSession>>> = None;
+        let mut sink = self.sink.run(None);
         // Window operators emit many small batches (one per run of complete partitions): the
         // writers get them coalesced to ~8k rows (a small batch costs per column in every
         // writer, and a debug table would keep each one's buffers).
@@ -577,16 +573,7 @@ impl FeatureSetPipeline {
             };
             batches_out += 1;
             summary.rows_computed += batch.num_rows() as u64;
-            if sessions.is_none() {
-                let mut s = Vec::new();
-                for w in &self.writers {
-                    s.push(w.begin(&self.wctx, None).await?);
-                }
-                sessions = Some(s);
-            }
-            for s in sessions.iter_mut().flatten() {
-                s.write(batch.clone()).await?;
-            }
+            sink.write(batch).await?;
             if let Some(p) = &opts.progress {
                 p(summary.rows_computed);
             }
@@ -602,14 +589,8 @@ impl FeatureSetPipeline {
         summary.values_nulled_by_casts = counter.get();
 
         let t2 = Instant::now();
-        match sessions {
-            Some(sessions) => {
-                for (s, w) in sessions.into_iter().zip(&self.writers) {
-                    let m = s.commit().await?;
-                    info!(writer = %w.name(), rows = m.rows_written, "committed");
-                    summary.writers.push((w.name(), m));
-                }
-            }
+        match sink.commit().await? {
+            Some(written) => summary.writers = written,
             None => warn!("the run produced no feature rows: nothing was written"),
         }
         summary.stages.push(("write".into(), t2.elapsed()));
@@ -688,7 +669,7 @@ fn drop_null_keys(batch: RecordBatch, key_idx: &[usize], dropped: &mut u64) -> R
     Ok(out)
 }
 
-/// The input plans of the scans of [`crate::row_windows`]' and [`crate::aggregated`]'s operators
+/// The input plans of the scans of [`crate::windows::row_windows`]' and [`crate::plan::aggregated`]'s operators
 /// in `plan`, with the scan's name.
 fn operator_inputs(
     plan: &datafusion::logical_expr::LogicalPlan,
@@ -698,8 +679,8 @@ fn operator_inputs(
     let _ = plan.apply(|node| {
         if let datafusion::logical_expr::LogicalPlan::TableScan(scan) = node
             && let Ok(provider) = datafusion::datasource::source_as_provider(&scan.source)
-            && let Some(input) = crate::row_windows::input_plan(provider.as_ref())
-                .or_else(|| crate::aggregated::input_plan(provider.as_ref()))
+            && let Some(input) = crate::windows::row_windows::input_plan(provider.as_ref())
+                .or_else(|| crate::windows::rolling::input_plan(provider.as_ref()))
         {
             let name = scan.table_name.to_string();
             let name = name.split('(').next().unwrap_or_default().to_string();
@@ -708,14 +689,6 @@ fn operator_inputs(
         Ok(TreeNodeRecursion::Continue)
     });
     out
-}
-
-/// Rows produced by the leaves (scans) of an executed plan.
-pub(crate) fn rows_read(plan: &Arc<dyn ExecutionPlan>) -> u64 {
-    if plan.children().is_empty() {
-        return plan.metrics().and_then(|m| m.output_rows()).unwrap_or(0) as u64;
-    }
-    plan.children().iter().map(|c| rows_read(c)).sum()
 }
 
 /// Butterfree's incremental strategy: keep rows whose date (UTC) is within the run's dates.
@@ -744,4 +717,29 @@ fn incremental_filter(
         Some(p) => df.clone().filter(p).map_err(|e| clean_df_error(&e)),
         None => Ok(df.clone()),
     }
+}
+
+/// The parts of the pipeline the loop uses.
+#[derive(Clone)]
+pub(crate) struct StreamParts {
+    /// Per streaming reader: the reader and the table its epoch rows are published to.
+    pub streams: Vec<(Arc<dyn StreamReader>, Arc<MemoryTable>)>,
+    /// The static readers' raw tables and the in-memory copies the plan reads.
+    pub statics: Vec<(Arc<dyn datafusion::catalog::TableProvider>, Arc<MemoryTable>)>,
+}
+
+/// `readers` in the order of the spec's readers, each matched by id: every spec reader needs
+/// exactly one reader, and every reader a spec reader.
+fn bind_readers(spec: &FeatureSetPipelineSpec, mut readers: Vec<Arc<dyn Reader>>) -> Result<Vec<Arc<dyn Reader>>> {
+    let mut bound = Vec::with_capacity(readers.len());
+    for r in &spec.readers {
+        match readers.iter().position(|x| x.id() == r.id()) {
+            Some(i) => bound.push(readers.remove(i)),
+            None => return Err(Error::Internal(format!("no reader was built for `{}`", r.id()))),
+        }
+    }
+    if let Some(extra) = readers.first() {
+        return Err(Error::Internal(format!("reader `{}` is not in the spec", extra.id())));
+    }
+    Ok(bound)
 }

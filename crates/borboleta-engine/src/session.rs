@@ -44,7 +44,7 @@ pub fn new_session_with(limit: Option<usize>, hooks: crate::hooks::RustHooks) ->
     let ctx = SessionContext::new_with_state(state);
     for udf in spark_extras()
         .into_iter()
-        .chain(crate::spark_sql::spark_date_functions())
+        .chain(crate::plan::spark_sql::spark_date_functions())
     {
         ctx.register_udf(udf);
     }
@@ -53,7 +53,7 @@ pub fn new_session_with(limit: Option<usize>, hooks: crate::hooks::RustHooks) ->
 
 /// Spark functions that neither DataFusion nor `datafusion-spark` provide.
 fn spark_extras() -> Vec<ScalarUDF> {
-    vec![float_fn("log1p", f64::ln_1p), crate::geo::h3_udf()]
+    vec![float_fn("log1p", f64::ln_1p), crate::plan::geo::h3_udf()]
 }
 
 fn float_fn(name: &str, f: fn(f64) -> f64) -> ScalarUDF {

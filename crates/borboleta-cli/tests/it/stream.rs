@@ -192,7 +192,7 @@ async fn start(dir: &Path) -> borboleta::StreamHandle {
             .await
             .unwrap(),
     );
-    p.start_stream(opts).await.unwrap()
+    borboleta::engine::stream::start(&p, opts).await.unwrap()
 }
 
 async fn debug_rows(h: &borboleta::StreamHandle) -> Vec<String> {

@@ -10,7 +10,7 @@ use borboleta_core::{
     WindowMode, feature_columns, key_columns,
 };
 use chrono::NaiveDate;
-use datafusion::common::{Column, ScalarValue};
+use datafusion::common::ScalarValue;
 use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::expr::WindowFunction;
 use datafusion::logical_expr::{
@@ -18,9 +18,11 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::{DataFrame, SessionContext};
 
-use crate::cast::{NullCounter, parse_timestamp, spark_cast};
 use crate::error::{Error, Result};
-use crate::row_windows::{Frame, WindowJob};
+use crate::plan::cast::{NullCounter, parse_timestamp, spark_cast};
+use crate::plan::util::{check_column, clean_df_error, column};
+use crate::windows::row_windows::orders_ties;
+use crate::windows::row_windows::{Frame, WindowJob};
 
 /// Hidden column: the timestamp in whole epoch seconds, the order of fixed windows.
 pub(crate) const ORDER_SECONDS: &str = "__borboleta_ts_seconds";
@@ -30,10 +32,10 @@ pub(crate) const ORDER_SECONDS: &str = "__borboleta_ts_seconds";
 pub const WINDOW_FUNCTIONS: &[&str] = borboleta_core::validate::ROLLING_WINDOW_FUNCTIONS;
 
 /// The aggregate of a window function. Over floating-point values, `avg`, `sum`, `stddev*` and
-/// `var*` are Spark-exact ([`crate::sliding`]); the rest are DataFusion's own (they slide; the
+/// `var*` are Spark-exact ([`crate::windows::sliding`]); the rest are DataFusion's own (they slide; the
 /// Spark overrides in the session may not).
 fn window_udaf(name: &str, float_input: bool) -> Option<Arc<datafusion::logical_expr::AggregateUDF>> {
-    use crate::sliding::{SlidingKind, sliding_udaf};
+    use crate::windows::sliding::{SlidingKind, sliding_udaf};
     use datafusion::functions_aggregate::{count, min_max, sum};
     if let Some(kind) = SlidingKind::of(name, float_input) {
         return Some(sliding_udaf(kind));
@@ -45,12 +47,6 @@ fn window_udaf(name: &str, float_input: bool) -> Option<Arc<datafusion::logical_
         "max" => min_max::max_udaf(),
         _ => return None,
     })
-}
-
-/// Whether the duplicate-row filter orders rows with equal keys and timestamps by a feature of
-/// this type (both with DataFusion's window functions and in [`crate::row_windows`]).
-pub(crate) fn orders_ties(t: &DataType) -> bool {
-    t.is_primitive() || matches!(t, DataType::Utf8 | DataType::Boolean)
 }
 
 /// Options of one run of the feature set.
@@ -67,14 +63,9 @@ pub struct FeatureSetOptions {
     pub probe: bool,
 }
 
-/// Column reference by exact name (no identifier normalisation).
-pub fn column(name: &str) -> Expr {
-    Expr::Column(Column::new_unqualified(name))
-}
-
 /// Builds the feature set's plan on `source`. Collects every problem as a spec issue.
 ///
-/// Window features and the duplicate-row filter run in [`crate::row_windows`]'s operator when it
+/// Window features and the duplicate-row filter run in [`crate::windows::row_windows`]'s operator when it
 /// computes all of them (windows by the keys, over the timestamp, with its functions), else as
 /// DataFusion window functions.
 pub fn plan_feature_set(
@@ -196,13 +187,21 @@ fn plan_with(
             // the filter compares and orders values with arrow's kernels: plain types only
             let comparable = !deduplicate
                 || features.iter().all(|f| match jobs.iter().find(|j| &j.output == f) {
-                    Some(j) => crate::row_windows::comparable(&j.dtype),
-                    None => type_of(f).is_some_and(|t| crate::row_windows::comparable(&t)),
+                    Some(j) => crate::windows::row_windows::comparable(&j.dtype),
+                    None => type_of(f).is_some_and(|t| crate::windows::row_windows::comparable(&t)),
                 });
             if !micros || !comparable {
                 return Ok(None);
             }
-            crate::row_windows::plan_row_windows(ctx, df, &keys, TIMESTAMP_COLUMN, &features, jobs, deduplicate)?
+            crate::windows::row_windows::plan_row_windows(
+                ctx,
+                df,
+                &keys,
+                TIMESTAMP_COLUMN,
+                &features,
+                jobs,
+                deduplicate,
+            )?
         }
         Windows::DataFusion => {
             let mut out: Vec<Expr> = keys.iter().map(|k| column(k)).collect();
@@ -397,7 +396,7 @@ pub(crate) fn apply_feature(
             for (r, name) in h.resolutions.iter().zip(&names) {
                 // Butterfree treats 0.0 as a missing coordinate
                 let missing = lat.clone().eq(lit(0.0)).or(lng.clone().eq(lit(0.0)));
-                let cell = crate::geo::h3_udf().call(vec![lat.clone(), lng.clone(), lit(i64::from(*r))]);
+                let cell = crate::plan::geo::h3_udf().call(vec![lat.clone(), lng.clone(), lit(i64::from(*r))]);
                 let e = datafusion::logical_expr::when(missing, lit(ScalarValue::Utf8(None)))
                     .otherwise(cell)
                     .map_err(|e| (tpath.clone(), e.to_string()))?;
@@ -420,7 +419,7 @@ pub(crate) fn apply_feature(
                 .filter(|n| !n.starts_with("__borboleta"))
                 .collect();
             let selected =
-                crate::geo::stack_columns(&available, &t.columns, t.is_regex).map_err(|m| (tpath.clone(), m))?;
+                crate::plan::geo::stack_columns(&available, &t.columns, t.is_regex).map_err(|m| (tpath.clone(), m))?;
             stack(df.clone(), &selected, f, counter).map_err(|m| (tpath, m))
         }
         Some(_) => Err((path.to_string(), "this transformation is not supported yet".to_string())),
@@ -487,37 +486,9 @@ fn window_order_and_frame(def: &WindowDefinition, order_by: Option<&str>) -> (So
     (order, frame)
 }
 
-/// `col(name)` if the column exists, else a message with the nearest names.
-pub(crate) fn check_column(df: &DataFrame, name: &str) -> std::result::Result<Expr, String> {
-    let fields: Vec<String> = df.schema().fields().iter().map(|f| f.name().clone()).collect();
-    if fields.iter().any(|f| f == name) {
-        return Ok(column(name));
-    }
-    let visible: Vec<&str> = fields
-        .iter()
-        .map(String::as_str)
-        .filter(|f| !f.starts_with("__borboleta"))
-        .collect();
-    Err(format!(
-        "column `{name}` not found{}; available: {}",
-        borboleta_core::error::hint(name, visible.iter().copied()),
-        visible.join(", ")
-    ))
-}
-
 fn function_hint(ctx: &SessionContext, name: &str) -> String {
     let names = ctx.udfs();
     borboleta_core::error::hint(name, names.iter().map(String::as_str))
-}
-
-/// DataFusion's messages, without the "Error during planning:" noise.
-pub fn clean_df_error(e: &datafusion::error::DataFusionError) -> String {
-    let s = e.to_string();
-    let s = s.split("\nbacktrace").next().unwrap_or(&s).to_string();
-    s.trim_start_matches("Error during planning: ")
-        .trim_start_matches("Schema error: ")
-        .trim_start_matches("SQL error: ")
-        .to_string()
 }
 
 /// The output `timestamp` column, from `from_column` (or `timestamp`) as Butterfree converts it.

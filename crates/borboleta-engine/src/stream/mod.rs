@@ -4,7 +4,12 @@
 //! it (`offsets/N`), read exactly that range, publish it as the reader's table, run the same
 //! feature-set plan, hand the rows to every writer with the epoch id, write the dead-letter
 //! output of the epoch, then record `commits/N`. A restart replays an epoch that has offsets and
-//! no commit over exactly its recorded range. See [`crate::checkpoint`].
+//! no commit over exactly its recorded range. See [`crate::stream::checkpoint`].
+
+pub mod checkpoint;
+mod status;
+
+pub use status::{EpochCallback, EpochMetrics, StreamStatus};
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -14,83 +19,24 @@ use std::time::{Duration, Instant};
 
 use arrow::array::{Array, BooleanArray, RecordBatch};
 use arrow::compute::{filter_record_batch, is_not_null, not};
-use arrow::datatypes::SchemaRef;
-use async_trait::async_trait;
 use borboleta_core::OnBadRecord;
 use borboleta_core::naming::TIMESTAMP_COLUMN;
 use chrono::{DateTime, Utc};
 use datafusion::physical_plan::execute_stream;
 use datafusion::prelude::{DataFrame, SessionContext};
 use futures::StreamExt;
-use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::checkpoint::{Checkpoint, CommitRecord, CompactRecord, OffsetsRecord, write_atomic};
+use crate::connector::{BadRecord, StreamChunk};
 use crate::error::{Error, Result};
-use crate::latest::{batch_to_json_rows, event_micros};
+use crate::failpoint::failpoint;
 use crate::memory::MemoryTable;
 use crate::pipeline::FeatureSetPipeline;
-
-/// A record a reader could not read, or a feature row that cannot be written.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BadRecord {
-    /// The reader id (or `feature_set` for a feature row).
-    pub reader: String,
-    /// Where it came from: a file, or `topic/partition`.
-    pub source: String,
-    /// Line number in the file (1-based) or offset in the partition.
-    pub position: Option<u64>,
-    /// Why it was not taken.
-    pub reason: String,
-    /// The record as text.
-    pub record: String,
-}
-
-/// What a streaming reader read for one epoch.
-#[derive(Debug, Default)]
-pub struct StreamChunk {
-    /// The good rows.
-    pub batches: Vec<RecordBatch>,
-    /// The records that could not be read.
-    pub bad_records: Vec<BadRecord>,
-}
-
-/// A streaming reader: data arrives over time, in ranges it can plan, record and replay.
-///
-/// Ranges and positions are JSON values that live in the checkpoint (files: the list of files
-/// of the epoch; Kafka: partition → offsets).
-#[async_trait]
-pub trait StreamReader: Debug + Send + Sync {
-    /// The table name in the source query.
-    fn id(&self) -> &str;
-    /// Opens the stream and returns the schema of its rows (given, or inferred once).
-    async fn open(&self, ctx: &SessionContext) -> Result<SchemaRef>;
-    /// The position after every range passed to [`Self::advance`], compact.
-    fn position(&self) -> Value;
-    /// Sets the position (from [`Self::position`], maybe of an earlier process).
-    fn restore(&self, position: &Value) -> Result<()>;
-    /// Moves the position past `range`.
-    fn advance(&self, range: &Value) -> Result<()>;
-    /// The next range after the position, up to `max_rows` rows (always at least one unit:
-    /// a file is never split); `None` when nothing new is there.
-    async fn next_range(&self, max_rows: Option<u64>) -> Result<Option<Value>>;
-    /// Reads exactly `range`.
-    async fn read(&self, range: &Value) -> Result<StreamChunk>;
-    /// Returns when new data may be there, or after `timeout`.
-    async fn wait_for_data(&self, timeout: Duration);
-    /// The position at which everything older than `time` counts as processed (for
-    /// `checkpoint reset --to-time`).
-    fn position_at_time(&self, time: DateTime<Utc>) -> Result<Value>;
-    /// Told after `commits/N` is recorded, with the ranges of the epochs it committed, oldest
-    /// first (Kafka commits the offsets to its consumer group there, for lag monitoring). The
-    /// checkpoint stays the truth: this is only a report, and a failure is only logged.
-    async fn committed(&self, _ranges: &[&Value]) {}
-}
-
-/// Called after each committed epoch.
-pub type EpochCallback = Arc<dyn Fn(&EpochMetrics) + Send + Sync>;
+use crate::pipeline::StreamParts;
+use crate::sink::latest::{batch_to_json_rows, event_micros};
+use crate::stream::checkpoint::{Checkpoint, CommitRecord, CompactRecord, OffsetsRecord, write_atomic};
 
 /// How a streaming run behaves.
 #[derive(Clone)]
@@ -124,149 +70,6 @@ impl Debug for StreamOptions {
             .field("processing_time", &self.processing_time)
             .field("max_rows_per_batch", &self.max_rows_per_batch)
             .finish_non_exhaustive()
-    }
-}
-
-/// What one epoch did.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct EpochMetrics {
-    /// The epoch id.
-    pub epoch: u64,
-    /// Whether it replayed a range recorded by an earlier process.
-    pub replayed: bool,
-    /// Rows read by the streaming readers.
-    pub input_rows: u64,
-    /// Feature rows computed and handed to the writers.
-    pub output_rows: u64,
-    /// Rows (or keys) written per writer.
-    pub writers: Vec<(String, u64)>,
-    /// Records and rows sent to the dead-letter output.
-    pub dead_lettered: u64,
-    /// Rows evicted from capped debug tables (`debug_max_rows`).
-    pub debug_rows_evicted: u64,
-    /// Wall time of the epoch, in seconds.
-    pub duration_seconds: f64,
-    /// Now minus the newest event time written, in seconds, at commit.
-    pub freshness_seconds: Option<f64>,
-}
-
-/// The state of a running stream.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct StreamStatus {
-    /// Epochs written by this process.
-    pub epochs: u64,
-    /// The last epoch whose rows every writer has taken (visible in the debug tables).
-    pub last_epoch_written: Option<u64>,
-    /// The last epoch committed in the checkpoint (this process or an earlier one): durable
-    /// in every writer. It lags `last_epoch_written` while a writer gathers epochs.
-    pub last_committed: Option<u64>,
-    /// Rows read by the streaming readers.
-    pub input_rows: u64,
-    /// Feature rows written.
-    pub output_rows: u64,
-    /// Records sent to the dead-letter output.
-    pub dead_lettered: u64,
-    /// Rows (or keys) written per writer.
-    pub writer_rows: BTreeMap<String, u64>,
-    /// Rows evicted from capped debug tables (`debug_max_rows`).
-    pub debug_rows_evicted: u64,
-    /// The last epoch's metrics.
-    pub last_epoch: Option<EpochMetrics>,
-    /// Whether the loop is still running.
-    pub running: bool,
-}
-
-impl StreamStatus {
-    /// The counters in Prometheus' text format.
-    pub fn prometheus(&self) -> String {
-        let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>| {
-            out.push_str(&format!(
-                "# HELP borboleta_{name} {help}\n# TYPE borboleta_{name} {kind}\n"
-            ));
-            for (labels, v) in samples {
-                out.push_str(&format!("borboleta_{name}{labels} {v}\n"));
-            }
-        };
-        let one = |v: f64| vec![(String::new(), v)];
-        metric(
-            "epochs_total",
-            "counter",
-            "Epochs committed by this process.",
-            one(self.epochs as f64),
-        );
-        if let Some(e) = self.last_committed {
-            metric(
-                "last_committed_epoch",
-                "gauge",
-                "The last epoch committed in the checkpoint (durable in every writer).",
-                one(e as f64),
-            );
-        }
-        if let Some(e) = self.last_epoch_written {
-            metric(
-                "last_written_epoch",
-                "gauge",
-                "The last epoch every writer has taken.",
-                one(e as f64),
-            );
-        }
-        metric(
-            "input_rows_total",
-            "counter",
-            "Rows read by the streaming readers.",
-            one(self.input_rows as f64),
-        );
-        metric(
-            "output_rows_total",
-            "counter",
-            "Feature rows handed to the writers.",
-            one(self.output_rows as f64),
-        );
-        metric(
-            "dead_lettered_total",
-            "counter",
-            "Records sent to the dead-letter output.",
-            one(self.dead_lettered as f64),
-        );
-        metric(
-            "debug_rows_evicted_total",
-            "counter",
-            "Rows evicted from capped streaming debug tables (debug_max_rows).",
-            one(self.debug_rows_evicted as f64),
-        );
-        metric(
-            "writer_rows_total",
-            "counter",
-            "Rows (or keys) written per writer.",
-            self.writer_rows
-                .iter()
-                .map(|(w, n)| (format!("{{writer=\"{}\"}}", w.replace('"', "'")), *n as f64))
-                .collect(),
-        );
-        if let Some(m) = &self.last_epoch {
-            metric(
-                "epoch_duration_seconds",
-                "gauge",
-                "Wall time of the last epoch.",
-                one(m.duration_seconds),
-            );
-            if let Some(f) = m.freshness_seconds {
-                metric(
-                    "freshness_seconds",
-                    "gauge",
-                    "Now minus the newest event time written, at the last commit.",
-                    one(f),
-                );
-            }
-        }
-        metric(
-            "running",
-            "gauge",
-            "1 while the stream runs.",
-            one(f64::from(u8::from(self.running))),
-        );
-        out
     }
 }
 
@@ -324,122 +127,92 @@ impl Drop for StreamHandle {
     }
 }
 
-/// Crashes the process at a named step of the protocol when `BORBOLETA_FAILPOINT` is
-/// `<name>@<epoch>` (tests of crash recovery). Steps: `after_offsets`, `during_writers`,
-/// `before_commit`, `after_commit`.
-pub fn failpoint(name: &str, epoch: u64) {
-    static SPEC: std::sync::OnceLock<Option<(String, u64)>> = std::sync::OnceLock::new();
-    let spec = SPEC.get_or_init(|| {
-        let v = std::env::var("BORBOLETA_FAILPOINT").ok()?;
-        let (n, e) = v.split_once('@')?;
-        Some((n.to_string(), e.parse().ok()?))
+/// Starts the micro-batch loop of a streaming pipeline (one with a `stream: true` reader).
+/// The checkpoint is opened and restored, and the static readers loaded, before this
+/// returns; the loop then runs on its own task, owned by the handle.
+pub async fn start(pipeline: &Arc<FeatureSetPipeline>, opts: StreamOptions) -> Result<StreamHandle> {
+    let parts = pipeline
+        .stream_parts()
+        .ok_or_else(|| Error::spec("readers", "the pipeline has no streaming reader (`stream: true`)"))?;
+    let df = pipeline.plan_stream().await?;
+    let ckpt = match &opts.checkpoint_dir {
+        Some(dir) => Some(Checkpoint::open(dir, &pipeline.fingerprint())?),
+        None => None,
+    };
+    let mut pending = Vec::new();
+    let mut next_epoch = 0;
+    let mut last_committed = None;
+    if let Some(ck) = &ckpt {
+        let state = ck.state()?;
+        if let Some(c) = &state.compact {
+            for (r, _) in &parts.streams {
+                if let Some(p) = c.positions.get(r.id()) {
+                    r.restore(p)?;
+                }
+            }
+        }
+        for (o, _) in &state.epochs {
+            for (r, _) in &parts.streams {
+                if let Some(range) = o.ranges.get(r.id()) {
+                    r.advance(range)?;
+                }
+            }
+        }
+        pending = state.pending();
+        next_epoch = state.next_epoch();
+        last_committed = state.last_committed();
+        info!(
+            checkpoint = %ck.dir().display(),
+            last_committed = ?last_committed,
+            replay = ?pending.iter().map(|p| p.epoch).collect::<Vec<_>>(),
+            "checkpoint restored"
+        );
+    }
+    let stream_id = match &ckpt {
+        Some(ck) => ck.id()?,
+        None => crate::stream::checkpoint::new_stream_id(),
+    };
+    for w in pipeline.writers() {
+        w.recover(pipeline.write_context(), &stream_id, last_committed).await?;
+    }
+    for (raw, table) in &parts.statics {
+        load_static(pipeline.session(), raw, table).await?;
+    }
+    let (stop, stop_rx) = watch::channel(false);
+    let status = Arc::new(Mutex::new(StreamStatus {
+        last_committed,
+        last_epoch_written: last_committed,
+        running: true,
+        ..Default::default()
+    }));
+    let mut lp = StreamLoop {
+        p: Arc::clone(pipeline),
+        df,
+        parts,
+        ckpt,
+        opts,
+        status: Arc::clone(&status),
+        stop: stop_rx,
+        pending: pending.into(),
+        next_epoch,
+        committed: last_committed,
+        uncommitted: BTreeMap::new(),
+        in_flight: None,
+        stream_id,
+        last_compact: last_committed.unwrap_or(0),
+        last_refresh: Instant::now(),
+    };
+    let task = tokio::spawn(async move {
+        let r = lp.run().await;
+        lp.status.lock().unwrap_or_else(|e| e.into_inner()).running = false;
+        r.map(|()| lp.status.lock().unwrap_or_else(|e| e.into_inner()).clone())
     });
-    if let Some((n, e)) = spec
-        && n == name
-        && *e == epoch
-    {
-        eprintln!("failpoint {name}@{epoch}: aborting");
-        std::process::abort();
-    }
-}
-
-/// The parts of the pipeline the loop uses.
-#[derive(Clone)]
-pub(crate) struct StreamParts {
-    /// Per streaming reader: the reader and the table its epoch rows are published to.
-    pub streams: Vec<(Arc<dyn StreamReader>, Arc<MemoryTable>)>,
-    /// The static readers' raw tables and the in-memory copies the plan reads.
-    pub statics: Vec<(Arc<dyn datafusion::catalog::TableProvider>, Arc<MemoryTable>)>,
-}
-
-impl FeatureSetPipeline {
-    /// Starts the micro-batch loop of a streaming pipeline (one with a `stream: true` reader).
-    /// The checkpoint is opened and restored, and the static readers loaded, before this
-    /// returns; the loop then runs on its own task, owned by the handle.
-    pub async fn start_stream(self: &Arc<Self>, opts: StreamOptions) -> Result<StreamHandle> {
-        let parts = self
-            .stream_parts()
-            .ok_or_else(|| Error::spec("readers", "the pipeline has no streaming reader (`stream: true`)"))?;
-        let df = self.plan_stream().await?;
-        let ckpt = match &opts.checkpoint_dir {
-            Some(dir) => Some(Checkpoint::open(dir, &self.fingerprint())?),
-            None => None,
-        };
-        let mut pending = Vec::new();
-        let mut next_epoch = 0;
-        let mut last_committed = None;
-        if let Some(ck) = &ckpt {
-            let state = ck.state()?;
-            if let Some(c) = &state.compact {
-                for (r, _) in &parts.streams {
-                    if let Some(p) = c.positions.get(r.id()) {
-                        r.restore(p)?;
-                    }
-                }
-            }
-            for (o, _) in &state.epochs {
-                for (r, _) in &parts.streams {
-                    if let Some(range) = o.ranges.get(r.id()) {
-                        r.advance(range)?;
-                    }
-                }
-            }
-            pending = state.pending();
-            next_epoch = state.next_epoch();
-            last_committed = state.last_committed();
-            info!(
-                checkpoint = %ck.dir().display(),
-                last_committed = ?last_committed,
-                replay = ?pending.iter().map(|p| p.epoch).collect::<Vec<_>>(),
-                "checkpoint restored"
-            );
-        }
-        let stream_id = match &ckpt {
-            Some(ck) => ck.id()?,
-            None => crate::checkpoint::new_stream_id(),
-        };
-        for w in self.writers() {
-            w.recover(self.write_context(), &stream_id, last_committed).await?;
-        }
-        for (raw, table) in &parts.statics {
-            load_static(self.session(), raw, table).await?;
-        }
-        let (stop, stop_rx) = watch::channel(false);
-        let status = Arc::new(Mutex::new(StreamStatus {
-            last_committed,
-            last_epoch_written: last_committed,
-            running: true,
-            ..Default::default()
-        }));
-        let mut lp = StreamLoop {
-            p: Arc::clone(self),
-            df,
-            parts,
-            ckpt,
-            opts,
-            status: Arc::clone(&status),
-            stop: stop_rx,
-            pending: pending.into(),
-            next_epoch,
-            committed: last_committed,
-            uncommitted: BTreeMap::new(),
-            in_flight: None,
-            stream_id,
-            last_compact: last_committed.unwrap_or(0),
-            last_refresh: Instant::now(),
-        };
-        let task = tokio::spawn(async move {
-            let r = lp.run().await;
-            lp.status.lock().unwrap_or_else(|e| e.into_inner()).running = false;
-            r.map(|()| lp.status.lock().unwrap_or_else(|e| e.into_inner()).clone())
-        });
-        Ok(StreamHandle {
-            pipeline: Arc::clone(self),
-            stop,
-            status,
-            task: Some(task),
-        })
-    }
+    Ok(StreamHandle {
+        pipeline: Arc::clone(pipeline),
+        stop,
+        status,
+        task: Some(task),
+    })
 }
 
 async fn load_static(
@@ -689,7 +462,7 @@ impl StreamLoop {
             .map(|k| schema.index_of(k))
             .collect::<std::result::Result<_, _>>()?;
         let max_micros = Utc::now().timestamp_micros() + self.opts.max_future_skew.as_micros() as i64;
-        let mut rows = Vec::new();
+        let mut sink = self.p.sink().run(Some(epoch));
         let mut newest: Option<i64> = None;
         while let Some(batch) = stream.next().await {
             let batch = RecordBatch::try_new(Arc::clone(&schema), batch?.columns().to_vec())?;
@@ -701,26 +474,15 @@ impl StreamLoop {
             let ts = event_micros(good.column(ts_idx))?;
             newest = newest.max(arrow::compute::max(&ts));
             m.output_rows += good.num_rows() as u64;
-            rows.push(good);
+            sink.write(good).await?;
         }
         for (_, table) in &self.parts.streams {
             table.publish(Vec::new());
         }
 
-        if !rows.is_empty() {
-            let wctx = self.p.write_context();
-            for (i, w) in self.p.writers().iter().enumerate() {
-                let mut s = w.begin(wctx, Some(epoch)).await?;
-                for b in &rows {
-                    s.write(b.clone()).await?;
-                }
-                let wm = s.commit().await?;
-                m.writers.push((w.name(), wm.rows_written));
-                m.debug_rows_evicted += wm.evicted;
-                if i == 0 {
-                    failpoint("during_writers", epoch);
-                }
-            }
+        for (name, wm) in sink.commit().await?.unwrap_or_default() {
+            m.writers.push((name, wm.rows_written));
+            m.debug_rows_evicted += wm.evicted;
         }
         m.dead_lettered = bad.len() as u64;
         self.write_dead_letters(epoch, &bad)?;

@@ -20,7 +20,7 @@ use datafusion::logical_expr::{
     ColumnarValue, Expr, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
-use crate::cast::{NullCounter, java_to_chrono, parse_strings, spark_cast, spark_cast_array};
+use crate::plan::cast::{NullCounter, java_to_chrono, parse_strings, spark_cast, spark_cast_array};
 
 /// Spark's default pattern for `unix_timestamp` and `from_unixtime`.
 const DEFAULT_PATTERN: &str = "yyyy-MM-dd HH:mm:ss";

@@ -8,7 +8,7 @@
 //! every window over each key's rows, and keeps a row only when it is its key's first or differs
 //! from the row before it. Output is produced a few thousand rows at a time, whole keys per batch.
 //!
-//! Windows give Spark's results exactly (see [`crate::sliding`]): each value is the left-to-right
+//! Windows give Spark's results exactly (see [`crate::windows::sliding`]): each value is the left-to-right
 //! fold of its frame, in frame order; a frame that only grew is extended, one that lost rows is
 //! folded again from its first row, as Spark does. Fixed windows are RANGE frames over the
 //! timestamp in whole epoch seconds (`[s - length, s]`, peers included); row windows are the
@@ -38,10 +38,10 @@ use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Par
 use datafusion::prelude::{DataFrame, SessionContext};
 use futures::StreamExt;
 
-use crate::cast::spark_cast_array;
 use crate::error::Result;
-use crate::feature_set::column;
-use crate::sliding::{Fold, SlidingKind};
+use crate::plan::cast::spark_cast_array;
+use crate::plan::util::column;
+use crate::windows::sliding::{Fold, SlidingKind};
 
 /// What a window computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,7 +111,7 @@ struct Config {
 /// Whether the duplicate-row filter can compare a column of this type here (arrow's `distinct`
 /// kernel on plain types).
 pub(crate) fn comparable(t: &DataType) -> bool {
-    crate::feature_set::orders_ties(t) || matches!(t, DataType::LargeUtf8 | DataType::Utf8View)
+    orders_ties(t) || matches!(t, DataType::LargeUtf8 | DataType::Utf8View)
 }
 
 /// The feature set's windows and duplicate-row filter as one operator over `df`, which holds the
@@ -164,7 +164,7 @@ pub(crate) fn plan_row_windows(
         match s {
             Source::Column(i) => {
                 let field = input_schema.field(*i);
-                if crate::feature_set::orders_ties(field.data_type()) {
+                if orders_ties(field.data_type()) {
                     ties.push(*i);
                 }
                 fields.push(field.clone());
@@ -239,7 +239,7 @@ impl TableProvider for RowWindowsTable {
             Arc::clone(&self.schema),
             partitions,
         ));
-        crate::aggregated::project(exec, &self.schema, projection)
+        crate::windows::exec::project(exec, &self.schema, projection)
     }
 }
 
@@ -287,7 +287,7 @@ impl DisplayAs for RowWindowsExec {
             write!(f, "{} = {}({}) over {}", j.output, j.function, j.input, j.definition)?;
         }
         write!(f, "], dedup={}, partitions={}; input:", c.deduplicate, self.partitions)?;
-        crate::aggregated::fmt_inner_plan(&self.input, f)
+        crate::windows::exec::fmt_inner_plan(&self.input, f)
     }
 }
 
@@ -312,7 +312,7 @@ impl ExecutionPlan for RowWindowsExec {
     }
     /// As a leaf, reports the rows its inner plan read (the run summary's "rows read").
     fn metrics(&self) -> Option<datafusion::physical_plan::metrics::MetricsSet> {
-        crate::aggregated::inner_plan_metrics(&self.input)
+        crate::windows::exec::inner_plan_metrics(&self.input)
     }
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
         let input = Arc::clone(&self.input);
@@ -717,4 +717,10 @@ fn frames(frame: Frame, ts: &arrow::array::TimestampMicrosecondArray, s: usize, 
             out
         }
     }
+}
+
+/// Whether the duplicate-row filter orders rows with equal keys and timestamps by a feature of
+/// this type (both with DataFusion's window functions and in [`crate::windows::row_windows`]).
+pub(crate) fn orders_ties(t: &DataType) -> bool {
+    t.is_primitive() || matches!(t, DataType::Utf8 | DataType::Boolean)
 }

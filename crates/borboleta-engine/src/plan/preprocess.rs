@@ -18,9 +18,9 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::{DataFrame, SessionContext};
 
-use crate::cast::{NullCounter, spark_cast};
 use crate::error::Result;
-use crate::feature_set::{check_column, clean_df_error, column};
+use crate::plan::cast::{NullCounter, spark_cast};
+use crate::plan::util::{check_column, clean_df_error, column};
 
 /// Applies `steps` to a reader's rows; problems go to `issues` under `path` (`readers[i]`).
 pub(crate) async fn apply(
@@ -202,7 +202,7 @@ async fn pivot(
         None => (agg_expr.clone(), None),
     };
     // the pivot values, sorted, as Spark finds them
-    let literals = crate::aggregated::distinct_sorted(&df, &pivot_expr)
+    let literals = crate::plan::aggregated::distinct_sorted(&df, &pivot_expr)
         .await
         .map_err(df_err("pivot_column"))?;
     let names: Vec<String> = literals.iter().map(ScalarValue::to_string).collect();
@@ -213,7 +213,7 @@ async fn pivot(
         .aggregate(
             by_value,
             vec![
-                crate::aggregated::aggregate_expr(ctx, &aggregation.to_ascii_lowercase(), value)
+                crate::plan::aggregated::aggregate_expr(ctx, &aggregation.to_ascii_lowercase(), value)
                     .map_err(|e| err("aggregation", e.to_string()))?
                     .alias("__borboleta_value"),
             ],

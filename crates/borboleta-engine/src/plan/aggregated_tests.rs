@@ -16,8 +16,9 @@ use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 
-use crate::pipeline::{FeatureSetPipeline, Reader, RunOptions};
-use crate::sink::{MemoryMode, MemoryWriter, Writer};
+use crate::connector::{Reader, Writer};
+use crate::pipeline::{FeatureSetPipeline, RunOptions};
+use crate::sink::{MemoryMode, MemoryWriter};
 
 const DAY: i64 = 86_400;
 const FUNCTIONS: [&str; 7] = ["avg", "sum", "count", "min", "max", "stddev_pop", "var_samp"];

@@ -11,6 +11,7 @@ use borboleta_core::time::{stable_hash, write_timestamp};
 use datafusion::common::HashMap;
 use datafusion::common::hash_map::EntryRef;
 
+use crate::connector::Rejected;
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy)]
@@ -19,15 +20,6 @@ struct Candidate {
     row: usize,
     ms: i64,
     hash: Option<u64>,
-}
-
-/// Rows that are not written, and why.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Rejected {
-    /// Rows with a null event time.
-    pub null_timestamp: u64,
-    /// Rows whose event time is too far in the future.
-    pub future_timestamp: u64,
 }
 
 /// The winners: one row per key, with its write timestamp and its JSON form.
