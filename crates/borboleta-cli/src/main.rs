@@ -274,38 +274,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 "feature set: {} (entity {})\n",
                 s.feature_set.name, s.feature_set.entity
             ));
-            for r in &s.readers {
-                match r {
-                    borboleta::ReaderSpec::File(f) => out.push_str(&format!(
-                        "reader {}: {} files at {}{}\n",
-                        f.id,
-                        f.format,
-                        s.resolve_path(&f.path),
-                        if f.stream { " (stream)" } else { "" }
-                    )),
-                    borboleta::ReaderSpec::Kafka(k) => out.push_str(&format!(
-                        "reader {}: kafka topic {} at {}{}\n",
-                        k.id,
-                        k.topic.to_vec().join(","),
-                        k.connection_string
-                            .as_deref()
-                            .unwrap_or("$KAFKA_CONSUMER_CONNECTION_STRING"),
-                        if k.stream { " (stream)" } else { " (bounded)" }
-                    )),
-                    borboleta::ReaderSpec::Table(t) => {
-                        out.push_str(&format!("reader {}: table {}\n", t.id, t.qualified_name()))
-                    }
-                    _ => {}
-                }
-            }
-            for w in &s.writers {
-                out.push_str(&format!(
-                    "writer: {}{}\n",
-                    w.display_name(),
-                    if w.debug_mode() { " (debug)" } else { "" }
-                ));
-            }
             let p = borboleta::build_pipeline(s, &PipelineOptions::default()).await?;
+            for r in p.readers() {
+                out.push_str(&format!("reader {}: {}\n", r.id(), r.describe().detail));
+            }
+            for w in p.writers() {
+                out.push_str(&format!("writer: {}\n", w.describe().detail));
+            }
             out.push_str(&format!(
                 "columns: {}\n",
                 borboleta::core::output_columns(&p.spec().feature_set).join(", ")

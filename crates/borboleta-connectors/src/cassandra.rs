@@ -885,6 +885,13 @@ impl Writer for CassandraOnlineWriter {
     fn name(&self) -> String {
         "online_feature_store (cassandra)".into()
     }
+    fn describe(&self) -> borboleta_engine::ConnectorDescription {
+        borboleta_engine::ConnectorDescription {
+            kind: "Online Feature Store Writer".into(),
+            location: self.name(),
+            detail: "Online Feature Store Writer".into(),
+        }
+    }
     fn prepare(&self, _ctx: &datafusion::prelude::SessionContext, wctx: &WriteContext) -> Result<()> {
         for f in wctx.schema.fields() {
             if cql_type(f.data_type()).is_none() {

@@ -268,6 +268,13 @@ impl Writer for HistoricalWriter {
     fn name(&self) -> String {
         "historical_feature_store".into()
     }
+    fn describe(&self) -> borboleta_engine::ConnectorDescription {
+        borboleta_engine::ConnectorDescription {
+            kind: "Historical Feature Store Writer".into(),
+            location: self.name(),
+            detail: "Historical Feature Store Writer".into(),
+        }
+    }
 
     /// A batch run that would replace partitions (`interval_mode` or `overwrite`) of a table a
     /// running stream writes is refused before writing anything.

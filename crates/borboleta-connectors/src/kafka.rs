@@ -362,7 +362,7 @@ impl KafkaStream {
             buf.push(b'\n');
         }
         if msgs.iter().all(|m| m.value.is_some())
-            && let Ok(b) = crate::file_stream::decode_json(&value_schema, &buf)
+            && let Ok(b) = crate::json::decode_json(&value_schema, &buf)
             && b.iter().map(RecordBatch::num_rows).sum::<usize>() == msgs.len()
         {
             rows = b;
@@ -372,7 +372,7 @@ impl KafkaStream {
                 let reason = match &m.value {
                     None => Some("the message has no value (a tombstone)".to_string()),
                     Some(v) => match serde_json::from_str::<Value>(v) {
-                        Ok(Value::Object(_)) => match crate::file_stream::decode_json(&value_schema, v.as_bytes()) {
+                        Ok(Value::Object(_)) => match crate::json::decode_json(&value_schema, v.as_bytes()) {
                             Ok(b) => {
                                 rows.extend(b);
                                 None
@@ -606,5 +606,28 @@ impl Reader for KafkaReader {
         self.spec
             .stream
             .then(|| Arc::clone(&self.inner) as Arc<dyn StreamReader>)
+    }
+
+    fn describe(&self) -> borboleta_engine::ConnectorDescription {
+        let topics = self.spec.topic.to_vec().join(",");
+        borboleta_engine::ConnectorDescription {
+            kind: "Kafka Reader".into(),
+            location: topics.clone(),
+            // the connection string names servers only; credentials live in `options`
+            detail: format!(
+                "kafka topic {topics} at {}{}",
+                self.spec
+                    .connection_string
+                    .as_deref()
+                    .unwrap_or("$KAFKA_CONSUMER_CONNECTION_STRING"),
+                if self.spec.stream { " (stream)" } else { " (bounded)" }
+            ),
+        }
+    }
+
+    fn identity(&self) -> serde_json::Value {
+        serde_json::json!({
+            "type": "kafka", "id": self.spec.id, "topic": self.spec.topic.to_vec(), "stream": self.spec.stream,
+        })
     }
 }

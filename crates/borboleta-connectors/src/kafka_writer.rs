@@ -115,6 +115,13 @@ impl Writer for KafkaOnlineWriter {
     fn name(&self) -> String {
         "online_feature_store (kafka)".into()
     }
+    fn describe(&self) -> borboleta_engine::ConnectorDescription {
+        borboleta_engine::ConnectorDescription {
+            kind: "Online Feature Store Writer".into(),
+            location: self.name(),
+            detail: "Online Feature Store Writer".into(),
+        }
+    }
 
     /// A stream connects before its first epoch, so an unreachable Kafka fails at start.
     async fn recover(&self, _wctx: &WriteContext, _stream_id: &str, _last_committed: Option<u64>) -> Result<()> {

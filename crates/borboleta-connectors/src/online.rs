@@ -301,6 +301,13 @@ impl Writer for EmbeddedOnlineWriter {
     fn name(&self) -> String {
         "online_feature_store".into()
     }
+    fn describe(&self) -> borboleta_engine::ConnectorDescription {
+        borboleta_engine::ConnectorDescription {
+            kind: "Online Feature Store Writer".into(),
+            location: self.name(),
+            detail: "Online Feature Store Writer".into(),
+        }
+    }
     async fn begin(&self, wctx: &WriteContext, _epoch: Option<u64>) -> Result<Box<dyn WriterSession>> {
         let now = chrono::Utc::now().timestamp_micros();
         let latest = LatestPerKey::new(

@@ -63,7 +63,6 @@ pub struct FeatureSetPipelineSpec {
 /// A reader, tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-#[non_exhaustive]
 pub enum ReaderSpec {
     /// Files: Parquet, CSV or JSON lines.
     File(FileReaderSpec),
@@ -839,7 +838,6 @@ impl Default for TimestampFeatureSpec {
 /// A writer, tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-#[non_exhaustive]
 #[allow(clippy::large_enum_variant)] // a handful per spec, parsed once
 pub enum WriterSpec {
     /// Butterfree's `HistoricalFeatureStoreWriter`.

@@ -4,7 +4,7 @@
 
 use arrow::datatypes::DataType;
 use borboleta_core::naming::{TIMESTAMP_COLUMN, aggregated_feature_columns, feature_output_columns};
-use borboleta_core::{FeatureSetPipelineSpec, FeatureSetSpec, ReaderSpec, TransformSpec};
+use borboleta_core::{FeatureSetPipelineSpec, FeatureSetSpec, TransformSpec};
 
 use crate::FeatureSetPipeline;
 
@@ -135,26 +135,14 @@ pub fn describe(pipeline: &FeatureSetPipeline) -> Metadata {
                 .unwrap_or_default(),
         })
         .collect();
-    let source = spec
-        .readers
-        .iter()
-        .map(|r| match r {
-            ReaderSpec::File(f) => Source {
-                reader: "File Reader".into(),
-                location: f.path.clone(),
-            },
-            ReaderSpec::Kafka(k) => Source {
-                reader: "Kafka Reader".into(),
-                location: k.topic.to_vec().join(","),
-            },
-            ReaderSpec::Table(t) => Source {
-                reader: "Table Reader".into(),
-                location: t.qualified_name(),
-            },
-            other => Source {
-                reader: "Reader".into(),
-                location: other.id().to_string(),
-            },
+    let source = pipeline
+        .readers()
+        .map(|r| {
+            let d = r.describe();
+            Source {
+                reader: d.kind,
+                location: d.location,
+            }
         })
         .collect();
     let windows = match &fs.aggregation {
@@ -173,11 +161,11 @@ pub fn describe(pipeline: &FeatureSetPipeline) -> Metadata {
         feature_set: fs.name.clone(),
         description: fs.description.clone(),
         source,
-        sink: spec
-            .writers
+        sink: pipeline
+            .writers()
             .iter()
             .map(|w| Sink {
-                writer: w.display_name().into(),
+                writer: w.describe().kind,
             })
             .collect(),
         features,

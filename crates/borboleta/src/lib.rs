@@ -17,6 +17,7 @@
 #![warn(missing_debug_implementations)]
 
 pub mod describe;
+#[cfg(feature = "cassandra")]
 pub mod migrate;
 
 use std::path::PathBuf;
@@ -24,12 +25,10 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 pub use borboleta_connectors as connectors;
-use borboleta_connectors::{
-    CassandraConfig, CassandraOnlineStore, CassandraOnlineWriter, EmbeddedOnlineStore, EmbeddedOnlineWriter,
-    FileReader, HistoricalWriter, KafkaOnlineWriter,
-};
+#[cfg(feature = "cassandra")]
+use borboleta_connectors::CassandraOnlineStore;
+use borboleta_connectors::{BuildContext, EmbeddedOnlineStore};
 pub use borboleta_core as core;
-use borboleta_core::naming::{HISTORICAL_DEBUG_PREFIX, ONLINE_DEBUG_PREFIX};
 pub use borboleta_core::{
     FeatureDataType, FeatureSetPipelineSpec, FeatureSetSpec, FeatureSpec, ReaderSpec, SpecIssue, SpecIssues,
     TimestampFeatureSpec, WriterSpec,
@@ -39,7 +38,6 @@ pub use borboleta_engine as engine;
 pub use borboleta_engine::{
     Error, FeatureSetPipeline, Result, RunOptions, RunSummary, StreamHandle, StreamOptions, StreamStatus,
 };
-use borboleta_engine::{MemoryMode, MemoryWriter, Reader, Writer};
 
 /// How a pipeline is built from its spec.
 #[derive(Debug, Clone, Default)]
@@ -59,8 +57,7 @@ pub struct PipelineOptions {
     pub hooks: borboleta_engine::hooks::RustHooks,
 }
 
-/// Default seconds an event time may be ahead of the clock before the online writer refuses it.
-pub const DEFAULT_MAX_FUTURE_SKEW_SECONDS: i64 = 86_400;
+pub use borboleta_connectors::DEFAULT_MAX_FUTURE_SKEW_SECONDS;
 
 /// Builds the readers and writers of `spec` and opens the pipeline (every spec problem is
 /// reported before anything is written).
@@ -75,78 +72,20 @@ pub async fn build_pipeline(spec: FeatureSetPipelineSpec, opts: &PipelineOptions
 }
 
 async fn build(spec: FeatureSetPipelineSpec, opts: &PipelineOptions) -> Result<FeatureSetPipeline> {
-    let mut readers: Vec<Arc<dyn Reader>> = Vec::new();
-    for r in &spec.readers {
-        match r {
-            ReaderSpec::File(f) => {
-                let mut f = f.clone();
-                f.path = spec.resolve_path(&f.path);
-                readers.push(Arc::new(FileReader::new(f)));
-            }
-            ReaderSpec::Kafka(k) => readers.push(Arc::new(borboleta_connectors::KafkaReader::new(k.clone()))),
-            ReaderSpec::Table(t) => readers.push(Arc::new(table_reader(&spec, t))),
-            _ => return Err(Error::spec("readers", "unsupported reader")),
-        }
-    }
-    let mut writers: Vec<Arc<dyn Writer>> = Vec::new();
-    let fs = &spec.feature_set;
-    let streaming = spec.is_streaming().then(|| spec.streaming_or_default());
-    let memory = |name: String, mode: MemoryMode| -> Arc<dyn Writer> {
-        match &streaming {
-            Some(s) => Arc::new(MemoryWriter::new(name, mode).with_max_rows(s.debug_max_rows)),
-            None => Arc::new(MemoryWriter::new(name, mode)),
-        }
+    let cx = BuildContext {
+        spec: &spec,
+        debug: opts.debug,
     };
-    for w in &spec.writers {
-        let debug = opts.debug || w.debug_mode();
-        match w {
-            WriterSpec::HistoricalFeatureStore(h) => {
-                if debug {
-                    writers.push(memory(
-                        format!("{HISTORICAL_DEBUG_PREFIX}{}", fs.name),
-                        MemoryMode::Historical,
-                    ));
-                } else {
-                    writers.push(Arc::new(HistoricalWriter::new(
-                        h.clone(),
-                        store_root(&spec, h.path.as_deref()),
-                    )));
-                }
-            }
-            WriterSpec::OnlineFeatureStore(o) => {
-                let table = o.table_name(fs);
-                if debug {
-                    // On a stream, Butterfree's online debug table gets every row.
-                    let mode = match &streaming {
-                        Some(s) if !s.debug_latest_per_key => MemoryMode::Append,
-                        _ => MemoryMode::LatestPerKey,
-                    };
-                    writers.push(memory(format!("{ONLINE_DEBUG_PREFIX}{table}"), mode));
-                } else if let Some(k) = &o.kafka {
-                    writers.push(Arc::new(KafkaOnlineWriter::new(
-                        k.clone(),
-                        &table,
-                        o.max_future_skew_seconds.unwrap_or(DEFAULT_MAX_FUTURE_SKEW_SECONDS),
-                    )));
-                } else if let Some(c) = &o.cassandra {
-                    let config = cassandra_config(&spec, c)?;
-                    writers.push(Arc::new(CassandraOnlineWriter::new(
-                        CassandraOnlineStore::new(config),
-                        table,
-                        o.ttl_seconds,
-                        o.max_future_skew_seconds.unwrap_or(DEFAULT_MAX_FUTURE_SKEW_SECONDS),
-                    )));
-                } else {
-                    writers.push(Arc::new(EmbeddedOnlineWriter::new(
-                        online_store_path(&spec, o),
-                        table,
-                        o.max_future_skew_seconds.unwrap_or(DEFAULT_MAX_FUTURE_SKEW_SECONDS),
-                    )));
-                }
-            }
-            _ => return Err(Error::spec("writers", "unsupported writer")),
-        }
-    }
+    let readers = spec
+        .readers
+        .iter()
+        .map(|r| borboleta_connectors::build_reader(r, &cx))
+        .collect::<Result<Vec<_>>>()?;
+    let writers = spec
+        .writers
+        .iter()
+        .map(|w| borboleta_connectors::build_writer(w, &cx))
+        .collect::<Result<Vec<_>>>()?;
     let ctx = borboleta_engine::session::new_session_with(opts.memory_limit, opts.hooks.clone());
     for (url, store) in &opts.object_stores {
         ctx.register_object_store(url, Arc::clone(store));
@@ -155,49 +94,6 @@ async fn build(spec: FeatureSetPipelineSpec, opts: &PipelineOptions) -> Result<F
         ctx.register_udf(udf.clone());
     }
     FeatureSetPipeline::try_new_in(ctx, spec, readers, writers).await
-}
-
-/// A `type: table` reader as a file reader: the spec's `catalog:` entry for `database.table`, or
-/// the historical table `<root>/historical/<database>/<table>` with its `year`/`month`/`day`.
-fn table_reader(spec: &FeatureSetPipelineSpec, t: &borboleta_core::TableReaderSpec) -> FileReader {
-    use arrow::datatypes::DataType;
-    let (path, format, partitions) = match spec.catalog.get(&t.qualified_name()) {
-        Some(c) => (
-            spec.resolve_path(&c.path),
-            c.format,
-            c.partitions
-                .0
-                .iter()
-                .map(|(n, ty)| (n.clone(), ty.to_arrow()))
-                .collect(),
-        ),
-        None => {
-            let dir = store_root(spec, t.path.as_deref())
-                .join("historical")
-                .join(t.database.as_deref().unwrap_or_default())
-                .join(&t.table);
-            let partitions = ["year", "month", "day"].map(|p| (p.to_string(), DataType::Int32));
-            (
-                format!("{}/", dir.display()),
-                borboleta_core::FileFormat::Parquet,
-                partitions.to_vec(),
-            )
-        }
-    };
-    FileReader::new(borboleta_core::FileReaderSpec {
-        id: t.id.clone(),
-        path,
-        format,
-        schema: None,
-        options: Default::default(),
-        columns: vec![],
-        incremental_strategy: None,
-        pre_processing: vec![],
-        hooks: Default::default(),
-        stream: false,
-        max_file_age_seconds: None,
-    })
-    .with_partitions(partitions)
 }
 
 /// The checkpoint folder of a streaming spec: `<root>/<entity>/<feature set>`, the root from
@@ -272,36 +168,9 @@ pub fn stream_options(spec: &FeatureSetPipelineSpec, start: &StreamStartOptions)
     })
 }
 
-fn store_root(spec: &FeatureSetPipelineSpec, path: Option<&str>) -> PathBuf {
-    match path {
-        Some(p) => PathBuf::from(resolve_path(spec.base_dir.as_deref(), p)),
-        None => spec.default_store_root(),
-    }
-}
-
-/// A writer's Cassandra settings, resolved against the environment, with file paths (the TLS
-/// CA file) relative to the spec's folder.
-pub fn cassandra_config(
-    spec: &FeatureSetPipelineSpec,
-    c: &borboleta_core::CassandraConfigSpec,
-) -> Result<CassandraConfig> {
-    let mut config = CassandraConfig::resolve(c, &|v| std::env::var(v).ok())?;
-    if let Some(ca) = &config.tls_ca_file {
-        config.tls_ca_file = Some(PathBuf::from(resolve_path(
-            spec.base_dir.as_deref(),
-            &ca.to_string_lossy(),
-        )));
-    }
-    Ok(config)
-}
-
-/// The embedded online store file of an online writer.
-pub fn online_store_path(spec: &FeatureSetPipelineSpec, o: &OnlineWriterSpec) -> PathBuf {
-    match &o.path {
-        Some(p) => PathBuf::from(resolve_path(spec.base_dir.as_deref(), p)),
-        None => spec.default_store_root().join("online.sqlite"),
-    }
-}
+#[cfg(feature = "cassandra")]
+pub use borboleta_connectors::registry::cassandra_config;
+pub use borboleta_connectors::registry::online_store_path;
 
 /// Reads the current features for the given keys (`[("id", "1")]` per key) from the spec's
 /// online store (Cassandra when the online writer has a `cassandra` config, else the embedded
@@ -320,6 +189,7 @@ pub struct OnlineLookup {
 
 #[derive(Debug)]
 enum LookupInner {
+    #[cfg(feature = "cassandra")]
     Cassandra(borboleta_connectors::cassandra::CassandraLookup),
     Embedded(EmbeddedOnlineStore, String),
 }
@@ -327,6 +197,7 @@ enum LookupInner {
 impl OnlineLookup {
     /// Connects to the store of the spec's online writer (as [`online_get`] picks it).
     pub async fn connect(spec: &FeatureSetPipelineSpec) -> Result<Self> {
+        #[cfg(feature = "cassandra")]
         if let Some(o) = first_online_writer(spec)
             && let Some(c) = &o.cassandra
         {
@@ -350,6 +221,7 @@ impl OnlineLookup {
     /// row gives no row.
     pub async fn get(&self, keys: &[Vec<(String, String)>]) -> Result<RecordBatch> {
         match &self.inner {
+            #[cfg(feature = "cassandra")]
             LookupInner::Cassandra(l) => l.get(keys).await,
             LookupInner::Embedded(store, table) => store.get(table, keys),
         }
@@ -361,6 +233,7 @@ impl OnlineLookup {
 /// shows again. Returns how many keys were deleted (Cassandra: asked to delete).
 pub async fn online_delete(spec: &FeatureSetPipelineSpec, keys: &[Vec<(String, String)>]) -> Result<u64> {
     let write_ts = chrono::Utc::now().timestamp_millis() * 1000 + 999;
+    #[cfg(feature = "cassandra")]
     if let Some(o) = first_online_writer(spec)
         && let Some(c) = &o.cassandra
     {
@@ -597,5 +470,41 @@ mod tests {
         // without the store, the URL is a spec error that says what to do
         let err = build_pipeline(spec(), &PipelineOptions::default()).await.unwrap_err();
         assert!(err.to_string().contains("no object store for `memory://`"), "{err}");
+    }
+
+    /// The checkpoint fingerprint comes from the readers' identities and equals what earlier
+    /// versions computed from the spec (file readers by their declared path, Kafka readers by
+    /// topic, table readers by id), so existing checkpoints stay valid.
+    #[tokio::test]
+    async fn fingerprint_identities_match_the_spec_form() {
+        use borboleta_core::time::stable_hash;
+        let dir = tempfile_dir("fingerprint");
+        std::fs::create_dir_all(dir.join("events")).unwrap();
+        std::fs::write(
+            dir.join("events/a.jsonl"),
+            "{\"id\":1,\"ts\":\"2024-01-01 10:00:00\",\"x\":1.5}\n",
+        )
+        .unwrap();
+        let yaml = "readers:\n  - {id: e, type: file, path: events/, format: json, stream: true}\n\
+                    source: {query: select * from e}\n\
+                    feature_set:\n  name: fs\n  entity: u\n  keys: [{name: id, dtype: bigint}]\n  timestamp: {from_column: ts}\n  \
+                    features: [{name: x, dtype: double}]\n\
+                    writers: [{type: historical_feature_store, debug_mode: true}]\n";
+        let spec = FeatureSetPipelineSpec::from_yaml_str(yaml, Some(&dir), &|_| None).unwrap();
+        let expected = serde_json::json!([{
+            "type": "file", "id": "e", "path": "events/", "format": "json", "stream": true,
+        }]);
+        let p = build_pipeline(spec, &PipelineOptions::default()).await.unwrap();
+        let f = p.fingerprint();
+        assert_eq!(
+            f.readers,
+            format!("{:016x}", stable_hash(expected.to_string().as_bytes()))
+        );
+        assert_eq!(f.reader_ids, vec!["e".to_string()]);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    fn tempfile_dir(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("borboleta-{name}-{}", std::process::id()))
     }
 }

@@ -30,7 +30,7 @@ use borboleta_connectors::historical::{schema_diff, table_dir, write_table_schem
 use borboleta_core::{FeatureSetPipelineSpec, SpecIssue, SpecIssues, WriterSpec};
 use borboleta_engine::{Error, Result};
 
-use crate::{PipelineOptions, build_pipeline, store_root};
+use crate::{PipelineOptions, build_pipeline};
 
 /// How `migrate apply` behaves.
 #[derive(Debug, Clone, Copy, Default)]
@@ -229,7 +229,11 @@ pub async fn plan(specs: &[(PathBuf, FeatureSetPipelineSpec)], opts: MigrateOpti
                     plan.steps.push(step);
                 }
                 WriterSpec::HistoricalFeatureStore(h) => {
-                    let dir = table_dir(&store_root(spec, h.path.as_deref()), &fs.entity, &fs.name);
+                    let dir = table_dir(
+                        &borboleta_connectors::BuildContext { spec, debug: false }.store_root(h.path.as_deref()),
+                        &fs.entity,
+                        &fs.name,
+                    );
                     let mut step = Step {
                         spec: file.clone(),
                         feature_set: fs.name.clone(),
@@ -270,7 +274,6 @@ pub async fn plan(specs: &[(PathBuf, FeatureSetPipelineSpec)], opts: MigrateOpti
                     }
                     plan.steps.push(step);
                 }
-                _ => {}
             }
         }
     }

@@ -9,7 +9,7 @@ use datafusion::prelude::SessionContext;
 
 use super::latest::LatestPerKey;
 use super::partition::{partitioned_schema, with_partition_columns};
-use crate::connector::{Rejected, WriteContext, WriteMetrics, Writer, WriterSession};
+use crate::connector::{ConnectorDescription, Rejected, WriteContext, WriteMetrics, Writer, WriterSession};
 use crate::error::{Error, Result};
 use crate::memory::MemoryTable;
 
@@ -36,6 +36,7 @@ pub struct MemoryWriter {
     max_rows: Option<usize>,
     evicted: Arc<std::sync::atomic::AtomicU64>,
     table: std::sync::OnceLock<Arc<MemoryTable>>,
+    description: Option<ConnectorDescription>,
 }
 
 impl MemoryWriter {
@@ -47,11 +48,17 @@ impl MemoryWriter {
             max_rows: None,
             evicted: Arc::default(),
             table: std::sync::OnceLock::new(),
+            description: None,
         }
     }
     /// Keeps at most `max_rows` rows on a stream.
     pub fn with_max_rows(mut self, max_rows: usize) -> Self {
         self.max_rows = Some(max_rows);
+        self
+    }
+    /// Describes itself as the writer it stands in for (debug mode of a spec's writer).
+    pub fn with_description(mut self, description: ConnectorDescription) -> Self {
+        self.description = Some(description);
         self
     }
     /// Rows evicted so far by the row cap.
@@ -68,6 +75,13 @@ impl MemoryWriter {
 impl Writer for MemoryWriter {
     fn name(&self) -> String {
         format!("debug table {}", self.name)
+    }
+    fn describe(&self) -> ConnectorDescription {
+        self.description.clone().unwrap_or_else(|| ConnectorDescription {
+            kind: "Debug Table Writer".into(),
+            location: self.name.clone(),
+            detail: self.name(),
+        })
     }
     fn prepare(&self, ctx: &SessionContext, wctx: &WriteContext) -> Result<()> {
         let schema = match self.mode {

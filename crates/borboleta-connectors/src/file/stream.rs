@@ -17,13 +17,14 @@ use arrow::array::{RecordBatch, new_null_array};
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use borboleta_core::{FileFormat, FileReaderSpec};
-use borboleta_engine::{BadRecord, Error, Reader, Result, StreamChunk, StreamReader};
+use borboleta_engine::{BadRecord, Error, Result, StreamChunk, StreamReader};
 use chrono::{DateTime, Utc};
 use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::FileReader;
+use super::listing::listing_table;
+use crate::json::decode_json;
 
 /// One file of a range.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,7 +46,7 @@ struct Position {
     files: BTreeMap<String, i64>,
 }
 
-/// A folder read as a stream. Built by [`FileReader::new`] for a `stream: true` spec.
+/// A folder read as a stream. Built by [`super::FileReader::new`] for a `stream: true` spec.
 #[derive(Debug)]
 pub struct FileStream {
     spec: FileReaderSpec,
@@ -261,30 +262,6 @@ fn skip_first_lines(bytes: &[u8], n: usize) -> &[u8] {
     rest
 }
 
-pub(crate) fn decode_json(schema: &SchemaRef, bytes: &[u8]) -> std::result::Result<Vec<RecordBatch>, String> {
-    let mut d = arrow::json::ReaderBuilder::new(Arc::clone(schema))
-        .with_batch_size(8192)
-        .build_decoder()
-        .map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    let mut buf = bytes;
-    while !buf.is_empty() {
-        let n = d.decode(buf).map_err(|e| e.to_string())?;
-        buf = &buf[n..];
-        if n == 0 || !buf.is_empty() {
-            match d.flush().map_err(|e| e.to_string())? {
-                Some(b) => out.push(b),
-                None if n == 0 => break,
-                None => {}
-            }
-        }
-    }
-    if let Some(b) = d.flush().map_err(|e| e.to_string())? {
-        out.push(b);
-    }
-    Ok(out)
-}
-
 fn decode_csv(schema: &SchemaRef, bytes: &[u8], delimiter: u8) -> std::result::Result<Vec<RecordBatch>, String> {
     let reader = arrow::csv::ReaderBuilder::new(Arc::clone(schema))
         .with_header(false)
@@ -339,7 +316,7 @@ impl StreamReader for FileStream {
             Some(_) => {
                 let mut spec = self.spec.clone();
                 spec.stream = false;
-                FileReader::new(spec).table_provider(ctx).await?.schema()
+                listing_table(&spec, &[], ctx).await?.schema()
             }
             None => {
                 let has_files = std::fs::read_dir(&self.dir)
@@ -358,7 +335,7 @@ impl StreamReader for FileStream {
                 let mut spec = self.spec.clone();
                 spec.stream = false;
                 spec.incremental_strategy = None;
-                FileReader::new(spec).table_provider(ctx).await?.schema()
+                listing_table(&spec, &[], ctx).await?.schema()
             }
         };
         *self.schema.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&schema));
