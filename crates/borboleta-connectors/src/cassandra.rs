@@ -8,6 +8,8 @@
 //! rows already expired are not written). The table is the feature set's name (the entity's
 //! with `write_to_entity`); a missing table is created with a composite partition key
 //! `((k1, k2))`, an existing one (Butterfree's `(k1, k2)`) is used as it is.
+//!
+//! Over 600 lines: the Cassandra store is one unit — connection settings, CQL builders, schema reads, writes, lookups and deletes share its session and name checks; the generic online store of issue 16 will take the writer part out.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,6 +4,8 @@
 //! A run writes into a staging folder; commit moves the partitions into place. With
 //! `interval_mode` only the partitions the run touched are replaced, so re-running a date range
 //! is idempotent; otherwise `overwrite` replaces the table and `append` adds files.
+//!
+//! Over 600 lines: the historical writer is one protocol (staging, partition overwrite, commit interval, locks, recovery of uncommitted epochs); splitting it would scatter the invariants it keeps.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};

@@ -7,6 +7,8 @@
 //! each partition, both kept in the checkpoint. A value that is not a JSON object of the schema
 //! is a bad record (topic/partition, offset, reason). With `stream: false` the reader reads the
 //! bounded range `[starting_offsets, ending_offsets)` once, as a table.
+//!
+//! Over 600 lines: the Kafka reader is one protocol (offset ranges, bounded and streaming reads, decoding, consumer-group commits).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

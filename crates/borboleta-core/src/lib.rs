@@ -25,6 +25,7 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
 
+pub mod builder;
 pub mod dtype;
 pub mod error;
 mod load;
@@ -35,6 +36,7 @@ pub mod validate;
 pub mod window;
 pub mod yaml_lines;
 
+pub use builder::FeatureSetPipelineSpecBuilder;
 pub use dtype::FeatureDataType;
 pub use error::{Error, Result, SpecIssue, SpecIssues};
 pub use load::expand;

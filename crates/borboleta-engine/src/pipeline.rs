@@ -1,4 +1,6 @@
 //! The batch runner: readers → source query → feature set → writers.
+//!
+//! Over 600 lines: the built pipeline: opening readers, planning once, the batch run and explain share its private plan.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -5,6 +5,8 @@
 //! feature-set plan, hand the rows to every writer with the epoch id, write the dead-letter
 //! output of the epoch, then record `commits/N`. A restart replays an epoch that has offsets and
 //! no commit over exactly its recorded range. See [`crate::stream::checkpoint`].
+//!
+//! Over 600 lines: the epoch protocol (plan, record, read, write, dead-letter, commit, compact, replay) is one state machine.
 
 pub mod checkpoint;
 mod status;
