@@ -3,9 +3,10 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/borboleta/target
 
 .PHONY: check test example services-up services-down fmt golden bench bench-smoke
 
-## fmt + clippy (warnings are errors), as CI runs them
+## fmt, module structure (scripts/check-modules) and clippy (warnings are errors), as CI runs them
 check:
 	cargo fmt --all --check
+	scripts/check-modules
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
 ## every test: unit tests, golden cases (3 time zones), end-to-end CLI runs
