@@ -26,8 +26,9 @@ golden:
 fmt:
 	cargo fmt --all
 
-## Borboleta vs Butterfree 1.8.0 side by side (release build, docs/benchmarks.md);
-## BENCH_ARGS=--quick for a few minutes, --no-butterfree, --runs N
+## Borboleta vs Butterfree 1.8.0 side by side (release build, docs/benchmarks.md); Butterfree's
+## side is bench/butterfree/, its venv made from PyPI into ~/.cache/borboleta/bench-venv;
+## BENCH_ARGS=--quick for a few minutes, --no-butterfree, --runs N, --cases a,b --sizes 100000
 bench:
 	python3 bench/run.py $(BENCH_ARGS)
 

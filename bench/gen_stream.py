@@ -2,8 +2,10 @@
 
     <venv>/bin/python bench/gen_stream.py --out DIR [--files 20 --rows-per-file 5000 --burst-files 10 --burst-rows 100000]
 
-Imports `json_lines` from Butterfree's pipeline_stream.py (seeds: single file i -> i,
-burst file i -> 1000 + i, as there), so both systems stream identical bytes.
+Uses `json_lines` of bench/butterfree/gen_data.py, the function Butterfree's
+bench/butterfree/pipeline_stream.py renders its files with, and the same seeds (single file
+i -> i, burst file i -> 1000 + i), so both systems stream identical bytes. Needs numpy and
+pyarrow only.
 Writes DIR/single-NNNN.json, DIR/burst-NNNN.json and DIR/manifest.json.
 """
 
@@ -12,10 +14,8 @@ import json
 import os
 import sys
 
-BF = os.environ.get("BUTTERFREE_BENCH_DIR",
-                    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "bench-butterfree"))
-sys.path.insert(0, os.path.abspath(BF))
-from pipeline_stream import json_lines  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "butterfree"))
+from gen_data import json_lines  # noqa: E402
 
 
 def main():

@@ -5,13 +5,13 @@
     python3 bench/run.py --smoke      # CI: tiny sizes, the debug build, no Butterfree, 1 run
 
 Builds Borboleta in release mode once, creates Butterfree's venv if needed
-(`../shared/bench-butterfree/setup.sh`), generates the data once (gen_data.py, seed 42,
-cached), then for each case runs N fresh processes of each system on the same files in the
+(bench/butterfree/setup.sh: Butterfree 1.8.0 and PySpark 3.5.1 from PyPI), generates the data
+once (bench/butterfree/gen_data.py, seed 42, cached), then for each case runs N fresh processes of each system on the same files in the
 same run, interleaved (Borboleta, Butterfree, Borboleta, ...), and reports the median
 (min-max) of process wall time, CPU-seconds of the process tree and peak RSS of the process
 tree, and the ratio Borboleta / Butterfree. Cases:
 
-  (a) row-level pipeline (pipeline_rows.py) at 100k, 1M and 5M rows (--quick: 100k, 1M);
+  (a) row-level pipeline (bench/butterfree/pipeline_rows.py) at 100k, 1M and 5M rows (--quick: 100k, 1M);
       the historical and online outputs of both systems from the same run are compared
       (bench/compare.py; Butterfree's online view is saved by one more, untimed, run of its
       script with --expected);
@@ -35,9 +35,12 @@ tree, and the ratio Borboleta / Butterfree. Cases:
       15 fresh processes each.
 
 Raw results: bench/results/<UTC timestamp>.json (and bench/results/latest.json); a markdown
-table on stdout; charts of (a) and (b) against size in docs/img/ (bench/charts.py). Environment: BENCH_CACHE (default ~/.cache/borboleta) holds the venv
-(bench-venv), the data (bench-data), scratch (bench-work) and the release target dir
-(target-release); BUTTERFREE_BENCH_DIR the Butterfree scripts.
+table on stdout; charts of (a) and (b) against size in docs/img/ (bench/charts.py).
+
+Everything it runs is in this repository: Butterfree's side (its pipelines, their Spark session,
+the venv setup and the data generators) in bench/butterfree/ (README there). Outside the clone,
+BENCH_CACHE (default ~/.cache/borboleta) holds the venv (bench-venv), the data (bench-data),
+scratch (bench-work) and the release target dir (target-release).
 """
 
 import argparse
@@ -55,18 +58,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-def _butterfree_dir():
-    """Butterfree's benchmark scripts: $BUTTERFREE_BENCH_DIR, else ../shared/bench-butterfree next to
-    the clone, else /work/shared/bench-butterfree (a clone made elsewhere on the machine)."""
-    if os.environ.get("BUTTERFREE_BENCH_DIR"):
-        return os.path.abspath(os.environ["BUTTERFREE_BENCH_DIR"])
-    for d in (os.path.join(ROOT, "..", "shared", "bench-butterfree"), "/work/shared/bench-butterfree"):
-        if os.path.isdir(d):
-            return os.path.abspath(d)
-    return os.path.abspath(os.path.join(ROOT, "..", "shared", "bench-butterfree"))
-
-
-BF = _butterfree_dir()
+BF = os.path.join(HERE, "butterfree")  # Butterfree's side: setup.sh, gen_data.py, pipeline_*.py
 CACHE = os.environ.get("BENCH_CACHE", os.path.expanduser("~/.cache/borboleta"))
 VENV = os.path.join(CACHE, "bench-venv")
 VPY = os.path.join(VENV, "bin", "python")
@@ -272,7 +264,8 @@ def sh(cmd, **kw):
 
 
 def smoke_venv():
-    """A small venv with numpy and pyarrow (for gen_data.py and gen_stream.py), for --smoke."""
+    """A small venv with numpy and pyarrow (for bench/butterfree/gen_data.py and gen_stream.py),
+    for --smoke."""
     venv = os.path.join(CACHE, "bench-smoke-venv")
     py = os.path.join(venv, "bin", "python")
     if not os.path.exists(os.path.join(venv, ".installed")):
@@ -302,7 +295,6 @@ def setup(args):
         if not os.path.isdir(d):
             sh([VPY, os.path.join(BF, "gen_data.py"), "--rows", str(n), "--out", d])
     if "c" in args.cases.split(","):
-        os.environ["BUTTERFREE_BENCH_DIR"] = BF  # gen_stream.py imports Butterfree's json_lines
         sh([VPY, os.path.join(HERE, "gen_stream.py"), "--out", os.path.join(DATA, "stream"),
             "--files", str(args.files), "--burst-files", str(args.burst_files)])
 
@@ -599,9 +591,6 @@ def main():
     p.add_argument("--fresh-seconds", type=int, default=30, help="(d) freshness: seconds measured")
     p.add_argument("--lookup-calls", type=int, default=10_000, help="(e) calls per lookup run")
     args = p.parse_args()
-    if args.smoke and not os.path.isfile(os.path.join(BF, "gen_data.py")):
-        sys.exit(f"bench --smoke: Butterfree's benchmark scripts (the data generators) are not at {BF}; "
-                 "set BUTTERFREE_BENCH_DIR")
     if args.smoke:
         global BORBOLETA, BENCH, VPY, DATA, WORK
         debug = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(CACHE, "target")), "debug")
