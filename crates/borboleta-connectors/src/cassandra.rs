@@ -30,13 +30,13 @@ use scylla::statement::Consistency;
 use scylla::value::{CqlTimestamp, CqlValue, Row};
 use tokio::sync::OnceCell;
 
-fn cass_err(context: &str, retryable: bool, e: impl std::fmt::Display) -> Error {
-    Error::external("cassandra", retryable, format!("{context}: {e}"))
+fn cass_err(context: &str, retryable: bool, e: impl Into<borboleta_engine::error::BoxError>) -> Error {
+    Error::external_caused("cassandra", retryable, context, e)
 }
 
 /// A driver error: retryable unless Cassandra refused the request itself (an invalid or
 /// unauthorized statement, a schema problem), which no retry fixes.
-fn driver_err(context: &str, e: impl std::fmt::Display + std::fmt::Debug) -> Error {
+fn driver_err(context: &str, e: impl std::error::Error + Send + Sync + 'static) -> Error {
     let debug = format!("{e:?}");
     let refused = [
         "DbError(Invalid",

@@ -261,8 +261,8 @@ fn check_schema(table: &Path, schema: &SchemaRef) -> Result<()> {
     ))
 }
 
-fn io(context: &str, e: impl std::fmt::Display) -> Error {
-    Error::external("file system", false, format!("{context}: {e}"))
+fn io(context: &str, e: impl Into<borboleta_engine::error::BoxError>) -> Error {
+    Error::external_caused("file system", false, context, e)
 }
 
 #[async_trait]

@@ -36,8 +36,8 @@ pub const CONNECTION_ENV: &str = "KAFKA_CONSUMER_CONNECTION_STRING";
 
 pub(crate) const TIMEOUT: Duration = Duration::from_secs(10);
 
-pub(crate) fn kafka_err(context: &str, e: impl std::fmt::Display) -> Error {
-    Error::external("kafka", true, format!("{context}: {e}"))
+pub(crate) fn kafka_err(context: &str, e: impl Into<borboleta_engine::error::BoxError>) -> Error {
+    Error::external_caused("kafka", true, context, e)
 }
 
 /// The bootstrap servers: `given` (the spec's `connection_string` at `path`), else Butterfree's

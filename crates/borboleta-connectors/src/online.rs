@@ -17,8 +17,8 @@ use borboleta_engine::sink::latest::batch_to_json_rows;
 use borboleta_engine::{Error, LatestPerKey, Result, WriteContext, WriteMetrics, Writer, WriterSession};
 use rusqlite::{Connection, OptionalExtension, params};
 
-fn db_err(e: impl std::fmt::Display) -> Error {
-    Error::external("embedded online store", false, e)
+fn db_err(e: impl Into<borboleta_engine::error::BoxError>) -> Error {
+    Error::external_caused("embedded online store", false, "SQLite", e)
 }
 
 /// A handle on the embedded online store file.

@@ -60,8 +60,8 @@ pub struct FileStream {
 /// Polling interval when filesystem notifications are not available.
 const POLL_FALLBACK: Duration = Duration::from_millis(100);
 
-fn io(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::external("file system", true, format!("{}: {e}", path.display()))
+fn io(path: &Path, e: impl Into<borboleta_engine::error::BoxError>) -> Error {
+    Error::external_caused("file system", true, path.display(), e)
 }
 
 fn mtime_ms(meta: &std::fs::Metadata) -> i64 {

@@ -105,8 +105,8 @@ impl CheckpointState {
     }
 }
 
-fn io(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::external("checkpoint", false, format!("{}: {e}", path.display()))
+fn io(path: &Path, e: impl Into<crate::error::BoxError>) -> Error {
+    Error::external_caused("checkpoint", false, path.display(), e)
 }
 
 /// Writes `bytes` to `path` durably: temporary file, fsync, rename, fsync of the folder.

@@ -563,7 +563,7 @@ impl StreamLoop {
         let path = self.opts.dead_letter_dir.join(format!("epoch={epoch}.jsonl"));
         if bad.is_empty() {
             if path.exists() {
-                std::fs::remove_file(&path)?;
+                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
             }
             return Ok(());
         }
