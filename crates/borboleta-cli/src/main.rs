@@ -831,7 +831,10 @@ fn print_batches(batches: &[RecordBatch], output: Output) -> anyhow::Result<()> 
             }
         }
         Output::Jsonl => {
-            let mut w = arrow::json::LineDelimitedWriter::new(std::io::stdout());
+            // every column on every line: a null is `null`, not a missing field
+            let mut w = arrow::json::WriterBuilder::new()
+                .with_explicit_nulls(true)
+                .build::<_, arrow::json::writer::LineDelimited>(std::io::stdout());
             for b in batches {
                 w.write(b)?;
             }
