@@ -10,6 +10,9 @@ use arrow::array::RecordBatch;
 use borboleta::{Error, FeatureSetPipelineSpec, PipelineOptions, RunOptions};
 use clap::{Parser, Subcommand, ValueEnum};
 
+#[macro_use]
+mod out;
+
 /// mimalloc instead of glibc's malloc: glibc keeps one arena per thread that allocated, and a
 /// long run's memory then grows with its length (the 50M-row aggregated benchmark: 421 MiB with
 /// glibc, 240-285 MiB with one or two arenas; docs/benchmarks.md).
@@ -216,6 +219,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(dispatch(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // the reader of stdout went away (`| head`): the command ends quietly, as Unix tools do
+        Err(e) if e.downcast_ref::<out::StdoutClosed>().is_some() => ExitCode::SUCCESS,
         Err(e) => {
             let code = match e.downcast_ref::<Error>() {
                 Some(err) if err.is_spec_error() => 2,
@@ -253,8 +258,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 .iter()
                 .map(|f| format!("{}:{}", f.name(), f.data_type()))
                 .collect();
-            println!("ok: {} ({})", spec.display(), p.spec().feature_set.name);
-            println!("columns: {}", cols.join(", "));
+            outln!("ok: {} ({})", spec.display(), p.spec().feature_set.name)?;
+            outln!("columns: {}", cols.join(", "))?;
             Ok(())
         }
         Command::Explain {
@@ -311,7 +316,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 borboleta::core::output_columns(&p.spec().feature_set).join(", ")
             ));
             out.push_str(&p.explain(&opts, physical).await?);
-            println!("{}", redact(&out));
+            outln!("{}", redact(&out))?;
             Ok(())
         }
         Command::Describe { spec, format } => {
@@ -320,9 +325,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             match format {
                 DescribeFormat::Json => {
                     let doc = vec![borboleta::describe::describe(&p)];
-                    println!("{}", serde_json::to_string_pretty(&doc)?);
+                    outln!("{}", serde_json::to_string_pretty(&doc)?)?;
                 }
-                DescribeFormat::Markdown => print!("{}", borboleta::describe::describe_markdown(&p)),
+                DescribeFormat::Markdown => out!("{}", borboleta::describe::describe_markdown(&p))?,
             }
             Ok(())
         }
@@ -341,7 +346,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         } => {
             let s = load(&spec)?;
             let n = borboleta::online_delete(&s, &parse_keys(&keys)?).await?;
-            println!("deleted {n} key(s)");
+            outln!("deleted {n} key(s)")?;
             Ok(())
         }
         Command::Online {
@@ -395,44 +400,53 @@ async fn migrate(
             "status": status,
         })
     };
+    // A closed stdout does not stop a migration half-way: the statements are still applied and
+    // logged, and the command ends quietly after that.
+    let mut printed: anyhow::Result<()> = Ok(());
+    let mut say = |args: std::fmt::Arguments<'_>| {
+        if printed.is_ok() {
+            printed = out::print(args);
+        }
+    };
     for step in &plan.steps {
-        println!(
-            "-- {}: feature set {} -> {}",
+        say(format_args!(
+            "-- {}: feature set {} -> {}\n",
             step.spec.display(),
             step.feature_set,
             step.target
-        );
+        ));
         if step.notes.is_empty() && step.actions.is_empty() {
-            println!("--   up to date");
+            say(format_args!("--   up to date\n"));
         }
         for n in &step.notes {
-            println!("--   {n}");
+            say(format_args!("--   {n}\n"));
         }
         if dry_run {
             for a in &step.actions {
-                println!("{}", a.text());
+                say(format_args!("{}\n", a.text()));
                 log.push(entry(step, a.text(), "dry-run"));
             }
         }
     }
     if dry_run {
         let n: usize = plan.steps.iter().map(|s| s.actions.len()).sum();
-        println!("dry run: {n} statement(s), nothing applied");
+        say(format_args!("dry run: {n} statement(s), nothing applied\n"));
     } else {
         let result = migrate::apply(&plan, |step, a| {
-            println!("{}", a.text());
+            say(format_args!("{}\n", a.text()));
             log.push(entry(step, a.text(), "applied"));
         })
         .await;
         match result {
-            Ok(n) => println!("applied {n} statement(s)"),
+            Ok(n) => say(format_args!("applied {n} statement(s)\n")),
             Err(e) => {
                 write_migration_log(write_logs.as_deref(), now, &log)?;
                 return Err(e.into());
             }
         }
     }
-    write_migration_log(write_logs.as_deref(), now, &log)
+    write_migration_log(write_logs.as_deref(), now, &log)?;
+    printed
 }
 
 /// Writes the migration log (`--write-logs`), if asked.
@@ -587,13 +601,13 @@ async fn print_debug_output(pipeline: &borboleta::FeatureSetPipeline, args: &Run
                     .collect::<anyhow::Result<_>>()?;
             }
             if matches!(args.output, Output::Table) {
-                println!("{table}");
+                outln!("{table}")?;
                 let cols: Vec<String> = schema
                     .fields()
                     .iter()
                     .map(|f| format!("{}:{}", f.name(), sql_type(f.data_type())))
                     .collect();
-                println!("columns: {}", cols.join(", "));
+                outln!("columns: {}", cols.join(", "))?;
             }
             print_batches(&batches, args.output)?;
         }
@@ -629,6 +643,9 @@ async fn run_stream(
     let live = asked && !available_now;
     let terminal = std::io::stdout().is_terminal();
     let mut printed_epoch = None;
+    // A print that fails (stdout closed, a bad --sql query) stops the stream after the current
+    // epoch, as a signal does; its error is returned once the stream has stopped.
+    let mut print_error = None;
     let mut tick = tokio::time::interval(interval);
     while !handle.is_finished() {
         tokio::select! {
@@ -636,13 +653,20 @@ async fn run_stream(
             _ = sigterm.recv() => handle.stop(),
             _ = tick.tick() => {
                 let epoch = handle.status().last_epoch_written;
-                if live && epoch.is_some() && epoch != printed_epoch {
+                if live && print_error.is_none() && epoch.is_some() && epoch != printed_epoch {
                     printed_epoch = epoch;
-                    if terminal {
-                        print!("\x1b[2J\x1b[H");
+                    let printed = async {
+                        if terminal {
+                            out!("\x1b[2J\x1b[H")?;
+                        }
+                        outln!("-- epoch {} --", epoch.unwrap_or_default())?;
+                        print_debug_output(&pipeline, args).await
                     }
-                    println!("-- epoch {} --", epoch.unwrap_or_default());
-                    print_debug_output(&pipeline, args).await?;
+                    .await;
+                    if let Err(e) = printed {
+                        handle.stop();
+                        print_error = Some(e);
+                    }
                 }
             }
         }
@@ -664,6 +688,9 @@ async fn run_stream(
         for (writer, rows) in &status.writer_rows {
             eprintln!("  {writer}: {rows} rows written");
         }
+    }
+    if let Some(e) = print_error {
+        return Err(e);
     }
     if (asked || available_now) && (!live || printed_epoch != status.last_epoch_written) {
         print_debug_output(&pipeline, args).await?;
@@ -718,17 +745,17 @@ async fn checkpoint(command: CheckpointCommand) -> anyhow::Result<()> {
     match command {
         CheckpointCommand::Show { .. } => {
             let state = Checkpoint::read_only(&dir).state()?;
-            println!("checkpoint: {}", dir.display());
-            println!(
+            outln!("checkpoint: {}", dir.display())?;
+            outln!(
                 "last committed epoch: {}",
                 state.last_committed().map_or("none".into(), |e| e.to_string())
-            );
+            )?;
             if let Some(c) = &state.compact {
-                println!(
+                outln!(
                     "positions after epoch {}: {}",
                     c.epoch,
                     serde_json::to_string(&c.positions)?
-                );
+                )?;
             }
             let last = state.last_committed();
             for (o, c) in &state.epochs {
@@ -737,9 +764,9 @@ async fn checkpoint(command: CheckpointCommand) -> anyhow::Result<()> {
                     None if last.is_some_and(|l| o.epoch < l) => "committed with a later epoch".into(),
                     None => "planned, not committed: replayed over the same range on restart".into(),
                 };
-                println!("epoch {}: {status}", o.epoch);
+                outln!("epoch {}: {status}", o.epoch)?;
                 for (reader, range) in &o.ranges {
-                    println!("  {reader}: {range}");
+                    outln!("  {reader}: {range}")?;
                 }
             }
             Ok(())
@@ -760,7 +787,7 @@ async fn checkpoint(command: CheckpointCommand) -> anyhow::Result<()> {
             };
             ck.reset(positions)?;
             ck.set_fingerprint(&pipeline.fingerprint())?;
-            println!("checkpoint {} reset", dir.display());
+            outln!("checkpoint {} reset", dir.display())?;
             Ok(())
         }
     }
@@ -823,29 +850,27 @@ fn print_batches(batches: &[RecordBatch], output: Output) -> anyhow::Result<()> 
                 shown.push(b.slice(0, n));
                 left -= n;
             }
-            println!("{}", arrow::util::pretty::pretty_format_batches(&shown)?);
+            outln!("{}", arrow::util::pretty::pretty_format_batches(&shown)?)?;
             if total > TABLE_MAX_ROWS {
-                println!(
+                outln!(
                     "({total} rows; the first {TABLE_MAX_ROWS} shown: --output jsonl or csv prints them all, --sql selects)"
-                );
+                )?;
             }
         }
         Output::Jsonl => {
             // every column on every line: a null is `null`, not a missing field
             let mut w = arrow::json::WriterBuilder::new()
                 .with_explicit_nulls(true)
-                .build::<_, arrow::json::writer::LineDelimited>(std::io::stdout());
+                .build::<_, arrow::json::writer::LineDelimited>(out::Stdout);
             for b in batches {
-                w.write(b)?;
+                w.write(b).map_err(out::or_closed)?;
             }
-            w.finish()?;
+            w.finish().map_err(out::or_closed)?;
         }
         Output::Csv => {
-            let mut w = arrow::csv::WriterBuilder::new()
-                .with_header(true)
-                .build(std::io::stdout());
+            let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(out::Stdout);
             for b in batches {
-                w.write(b)?;
+                w.write(b).map_err(out::or_closed)?;
             }
         }
     }

@@ -60,3 +60,104 @@ fn jsonl_output_keeps_null_fields() {
         "{\"id\":1,\"nothing\":null}\n{\"id\":2,\"nothing\":null}\n"
     );
 }
+
+/// Runs `borboleta args` in `dir`, reads the first line of its stdout and closes the pipe, as
+/// `| head -1` does; returns the exit code, the first line and stderr.
+fn closed_after_one_line(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    use std::io::{BufRead, Read};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_borboleta"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("BORBOLETA_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // the reader is dropped here: the pipe is closed with most of the output unread
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    let status = child.wait().unwrap();
+    (status.code(), first, stderr)
+}
+
+/// Checks that `args` prints more than a pipe holds, and ends quietly (exit 0, nothing on
+/// stderr) when its stdout is closed after the first line; returns what went wrong.
+fn quiet_when_stdout_closes(dir: &Path, args: &[&str]) -> Option<String> {
+    let full = run_env(dir, args, &[]);
+    assert!(full.status.success(), "{args:?}: {}", text(&full.stderr));
+    assert!(
+        full.stdout.len() > 256 * 1024,
+        "{args:?} must print more than a pipe buffer: {} bytes",
+        full.stdout.len()
+    );
+    let (code, first, stderr) = closed_after_one_line(dir, args);
+    let expected_first = text(&full.stdout).lines().next().unwrap().to_string() + "\n";
+    (code != Some(0) || !stderr.is_empty() || first != expected_first).then(|| {
+        let stderr: String = stderr.lines().take(3).collect::<Vec<_>>().join("\n");
+        format!("{args:?}: exit {code:?}, first line {first:?}, stderr:\n{stderr}")
+    })
+}
+
+/// `borboleta … | head -1`: a closed stdout ends the command quietly, as in other Unix tools (it
+/// used to panic with "failed printing to stdout: Broken pipe", exit 101, or fail with an I/O
+/// error for jsonl and csv).
+#[test]
+fn closed_stdout_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // run --sql, in every output format
+    write(d, "spec.yaml", SPEC);
+    write(d, "e.jsonl", "{\"id\":1,\"ts\":\"2024-01-01 10:00:00\",\"v\":1.5}\n");
+    let mut failures = Vec::new();
+    for output in ["table", "jsonl", "csv"] {
+        failures.extend(quiet_when_stdout_closes(
+            d,
+            &[
+                "run",
+                "spec.yaml",
+                "--quiet",
+                "--output",
+                output,
+                "--sql",
+                "select value, 'some text to make the rows longer' as t from generate_series(1, 9999)",
+            ],
+        ));
+    }
+    // describe: a feature set with long descriptions
+    let description = "a long description of the feature ".repeat(100);
+    let features: Vec<String> = (0..100)
+        .map(|i| format!("{{name: feature_{i}, from_column: v, dtype: double, description: {i} {description}}}"))
+        .collect();
+    let wide = SPEC.replace(
+        "features: [{name: v, dtype: double}]",
+        &format!("features: [{}]", features.join(", ")),
+    );
+    write(d, "wide.yaml", &wide);
+    failures.extend(quiet_when_stdout_closes(d, &["describe", "wide.yaml"]));
+    // checkpoint show: an epoch whose planned range is long
+    write(
+        d,
+        "stream.yaml",
+        &format!(
+            "{}streaming: {{checkpoint_path: ckpt}}\n",
+            SPEC.replace("path: e.jsonl, format: json", "path: in, format: json, stream: true")
+        ),
+    );
+    let offsets = d.join("ckpt/user/fs/offsets");
+    std::fs::create_dir_all(&offsets).unwrap();
+    for epoch in 0..3 {
+        let files: Vec<String> = (0..10_000).map(|i| format!("file-{epoch}-{i}.jsonl")).collect();
+        let record = serde_json::json!({
+            "epoch": epoch,
+            "planned_at": "2024-01-01T00:00:00Z",
+            "ranges": {"e": {"files": files}},
+        });
+        std::fs::write(offsets.join(epoch.to_string()), record.to_string()).unwrap();
+    }
+    failures.extend(quiet_when_stdout_closes(d, &["checkpoint", "show", "stream.yaml"]));
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
