@@ -97,6 +97,16 @@ impl FeatureSetPipelineSpec {
             t.path = expand(&t.path, env, &format!("catalog.{name}.path"), issues);
         }
         self.source.query = expand(&self.source.query, env, "source.query", issues);
+        if let Some(s) = &mut self.streaming {
+            for (field, v) in [
+                ("checkpoint_path", &mut s.checkpoint_path),
+                ("dead_letter_path", &mut s.dead_letter_path),
+            ] {
+                if let Some(v) = v {
+                    *v = expand(v, env, &format!("streaming.{field}"), issues);
+                }
+            }
+        }
         for (i, w) in self.writers.iter_mut().enumerate() {
             if let WriterSpec::OnlineFeatureStore(o) = w
                 && let Some(c) = &mut o.cassandra
@@ -114,8 +124,14 @@ impl FeatureSetPipelineSpec {
                 if let Some(t) = &mut c.tls {
                     t.ca_file = expand(&t.ca_file, env, &format!("writers[{i}].cassandra.tls.ca_file"), issues);
                 }
-                if let Some(OneOrMany::One(h)) = &mut c.hosts {
-                    *h = expand(h, env, &format!("writers[{i}].cassandra.hosts"), issues);
+                match &mut c.hosts {
+                    Some(OneOrMany::One(h)) => *h = expand(h, env, &format!("writers[{i}].cassandra.hosts"), issues),
+                    Some(OneOrMany::Many(hosts)) => {
+                        for (j, h) in hosts.iter_mut().enumerate() {
+                            *h = expand(h, env, &format!("writers[{i}].cassandra.hosts[{j}]"), issues);
+                        }
+                    }
+                    None => {}
                 }
             }
             if let WriterSpec::OnlineFeatureStore(o) = w
@@ -220,5 +236,54 @@ mod tests {
         expand("${NOPE}/a", &env, "readers[0].path", &mut issues);
         assert_eq!(issues.0[0].path, "readers[0].path");
         assert!(issues.0[0].message.contains("NOPE"));
+    }
+
+    const STREAM: &str = "\
+readers: [{id: e, type: file, path: in, format: json, stream: true}]
+source: {query: select * from e}
+feature_set:
+  name: fs
+  entity: user
+  keys: [{name: id, dtype: bigint}]
+  features: [{name: v, dtype: double}]
+writers:
+  - type: online_feature_store
+    cassandra: {keyspace: ks, hosts: [\"${H1}\", \"${H2}:9142\"]}
+streaming: {checkpoint_path: \"${ROOT}/ck\", dead_letter_path: \"${ROOT}/dl\"}
+";
+
+    #[test]
+    fn streaming_paths_and_host_lists_are_expanded() {
+        let env = |k: &str| match k {
+            "ROOT" => Some("/data".to_string()),
+            "H1" => Some("cass-1".to_string()),
+            _ => None,
+        };
+        let err = FeatureSetPipelineSpec::parse_yaml_str(STREAM, None, &env).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid pipeline spec (1 problem):\n  - writers[0].cassandra.hosts[1] (line 10): environment variable `H2` is not set"
+        );
+        let env = |k: &str| env(k).or_else(|| (k == "H2").then(|| "cass-2".to_string()));
+        let spec = FeatureSetPipelineSpec::parse_yaml_str(STREAM, None, &env).unwrap();
+        let s = spec.streaming.unwrap();
+        assert_eq!(s.checkpoint_path.as_deref(), Some("/data/ck"));
+        assert_eq!(s.dead_letter_path.as_deref(), Some("/data/dl"));
+        let WriterSpec::OnlineFeatureStore(o) = &spec.writers[0] else {
+            panic!()
+        };
+        assert_eq!(
+            o.cassandra.as_ref().unwrap().hosts,
+            Some(OneOrMany::Many(vec!["cass-1".into(), "cass-2:9142".into()]))
+        );
+        let err = FeatureSetPipelineSpec::parse_yaml_str(STREAM, None, &|_| None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid pipeline spec (4 problems):\n  \
+             - streaming.checkpoint_path (line 11): environment variable `ROOT` is not set\n  \
+             - streaming.dead_letter_path (line 11): environment variable `ROOT` is not set\n  \
+             - writers[0].cassandra.hosts[0] (line 10): environment variable `H1` is not set\n  \
+             - writers[0].cassandra.hosts[1] (line 10): environment variable `H2` is not set"
+        );
     }
 }

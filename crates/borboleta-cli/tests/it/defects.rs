@@ -161,3 +161,77 @@ fn closed_stdout_ends_quietly() {
     failures.extend(quiet_when_stdout_closes(d, &["checkpoint", "show", "stream.yaml"]));
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// `streaming.checkpoint_path` and `streaming.dead_letter_path` expand `${VAR}` like every other
+/// path of the spec (they used to be taken literally: a folder named `${CK}` appeared next to the
+/// spec), and an unset variable is a spec error with the YAML path, before anything is written.
+#[test]
+fn streaming_paths_expand_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let spec = format!(
+        "{}streaming:\n  checkpoint_path: ${{CK}}/checkpoints\n  dead_letter_path: ${{DL}}\n",
+        SPEC.replace("path: e.jsonl, format: json", "path: in, format: json, stream: true")
+    );
+    write(d, "spec.yaml", &spec);
+    std::fs::create_dir_all(d.join("in")).unwrap();
+    write(
+        d,
+        "in/a.jsonl",
+        "{\"id\":1,\"ts\":\"2024-01-01 10:00:00\",\"v\":1.5}\nnot json\n",
+    );
+    let env = [("CK", "state"), ("DL", "bad")];
+    let out = run_env(d, &["run", "spec.yaml", "--quiet", "--available-now"], &env);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        d.join("state/checkpoints/user/fs/commits/0").is_file(),
+        "the checkpoint is under $CK"
+    );
+    let dead = std::fs::read_to_string(d.join("bad/epoch=0.jsonl")).unwrap();
+    assert!(dead.contains("not json"), "{dead}");
+    let mut names: Vec<String> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["bad", "in", "spec.yaml", "state"],
+        "no folder named after a variable"
+    );
+    let out = run_env(d, &["checkpoint", "show", "spec.yaml"], &env);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("checkpoint: ./state/checkpoints/user/fs\nlast committed epoch: 0\n"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // unset variables: a spec error naming each path, nothing written
+    let fresh = tempfile::tempdir().unwrap();
+    let f = fresh.path();
+    write(f, "spec.yaml", &spec);
+    std::fs::create_dir_all(f.join("in")).unwrap();
+    for args in [
+        &["run", "spec.yaml", "--quiet", "--available-now"][..],
+        &["validate", "spec.yaml"],
+        &["checkpoint", "show", "spec.yaml"],
+    ] {
+        let out = run_env(f, args, &[]);
+        assert_eq!(
+            (out.status.code(), text(&out.stderr).as_str()),
+            (
+                Some(2),
+                "error: invalid pipeline spec (2 problems):\n  \
+                 - streaming.checkpoint_path (line 12): environment variable `CK` is not set\n  \
+                 - streaming.dead_letter_path (line 13): environment variable `DL` is not set\n"
+            ),
+            "{args:?}"
+        );
+    }
+    let names: Vec<String> = std::fs::read_dir(f)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "only spec.yaml and in/: {names:?}");
+}
