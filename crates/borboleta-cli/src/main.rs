@@ -31,10 +31,16 @@ struct Cli {
 enum Command {
     /// Run a pipeline once over a date range.
     Run(RunArgs),
-    /// Check a spec (and its readers' schemas and the plan) without running it.
+    /// Check a spec (and its readers' schemas and the plan) without running it, with the
+    /// arguments `run` would get: it fails where `run` would refuse to start.
     Validate {
         /// The pipeline spec (YAML).
         spec: PathBuf,
+        #[command(flatten)]
+        dates: RunDates,
+        /// Streaming: the run will have no checkpoint (`run --no-checkpoint`).
+        #[arg(long)]
+        no_checkpoint: bool,
     },
     /// Print the pipeline's metadata (Butterfree's Metadata): feature set, source, sink, and
     /// every output column with its type and description.
@@ -142,10 +148,9 @@ enum OnlineCommand {
     },
 }
 
-#[derive(clap::Args, Debug)]
-struct RunArgs {
-    /// The pipeline spec (YAML).
-    spec: PathBuf,
+/// The dates of a run (`run` and `validate`).
+#[derive(clap::Args, Debug, Default)]
+struct RunDates {
     /// First date to compute (YYYY-MM-DD, inclusive, UTC).
     #[arg(long)]
     start_date: Option<String>,
@@ -155,6 +160,14 @@ struct RunArgs {
     /// Butterfree's run_for_date: start and end on this date.
     #[arg(long, conflicts_with_all = ["start_date", "end_date"])]
     date: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// The pipeline spec (YAML).
+    spec: PathBuf,
+    #[command(flatten)]
+    dates: RunDates,
     /// Run every writer in debug mode (in-memory tables) and print their tables.
     #[arg(long)]
     debug: bool,
@@ -249,9 +262,18 @@ fn date(arg: &str, s: &Option<String>) -> anyhow::Result<Option<chrono::NaiveDat
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run(args).await,
-        Command::Validate { spec } => {
+        Command::Validate {
+            spec,
+            dates,
+            no_checkpoint,
+        } => {
             let s = load(&spec)?;
-            let p = borboleta::build_pipeline(s, &PipelineOptions::default()).await?;
+            let checks = RunChecks {
+                dates: &dates,
+                no_checkpoint,
+                debug: false,
+            };
+            let (p, ..) = build_for_run(s, &checks, &PipelineOptions::default()).await?;
             let cols: Vec<String> = p
                 .schema()
                 .fields()
@@ -490,41 +512,87 @@ fn parse_keys(keys: &[String]) -> anyhow::Result<Vec<Vec<(String, String)>>> {
     Ok(parsed)
 }
 
+/// What `run` is asked to do, as far as it decides whether the run may start.
+struct RunChecks<'a> {
+    dates: &'a RunDates,
+    no_checkpoint: bool,
+    debug: bool,
+}
+
+/// Builds the pipeline of a run and checks the run's arguments against the spec: the dates
+/// (`borboleta_core::validate::validate_run_dates`) and a stream's checkpoint. `run` and
+/// `validate` both go through here, so `validate` fails exactly where `run` would refuse to
+/// start; every problem, of the spec or of the arguments, is reported at once.
+async fn build_for_run(
+    spec: FeatureSetPipelineSpec,
+    checks: &RunChecks<'_>,
+    opts: &PipelineOptions,
+) -> anyhow::Result<(
+    borboleta::FeatureSetPipeline,
+    Option<chrono::NaiveDate>,
+    Option<chrono::NaiveDate>,
+)> {
+    let mut issues = borboleta::core::SpecIssues::default();
+    let mut parse = |arg: &str, s: &Option<String>| {
+        let d = s.as_deref().map(borboleta::core::time::parse_date)?;
+        d.map_err(|m| issues.push(arg, m)).ok()
+    };
+    let d = &checks.dates;
+    let (start_date, end_date) = match &d.date {
+        Some(_) => {
+            let day = parse("--date", &d.date);
+            (day, day)
+        }
+        None => (parse("--start-date", &d.start_date), parse("--end-date", &d.end_date)),
+    };
+    // the dates are checked once they parse (a date that does not is not also a missing one)
+    if issues.is_empty() {
+        issues = borboleta::core::validate::validate_run_dates(&spec, start_date, end_date);
+    }
+    if spec.is_streaming() && !checks.no_checkpoint {
+        match borboleta::checkpoint_dir(&spec) {
+            // --debug writes nowhere durable: it must not move the pipeline's checkpoint
+            Some(_) if checks.debug => issues.push(
+                "--debug",
+                "--debug writes to in-memory tables only, so it must not move the pipeline's checkpoint: \
+                 add --no-checkpoint",
+            ),
+            Some(_) => {}
+            None => {
+                if let Err(Error::Spec(i)) = borboleta::stream_options(&spec, &Default::default()) {
+                    issues.0.extend(i.0);
+                }
+            }
+        }
+    }
+    spec.locate(&mut issues);
+    match borboleta::build_pipeline(spec, opts).await {
+        Ok(p) => {
+            issues.into_result().map_err(Error::from)?;
+            Ok((p, start_date, end_date))
+        }
+        Err(Error::Spec(mut built)) => {
+            built.0.extend(issues.0);
+            Err(Error::Spec(built).into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let spec = load(&args.spec)?;
-    let (start_date, end_date) = match &args.date {
-        Some(_) => {
-            let d = date("--date", &args.date)?;
-            (d, d)
-        }
-        None => (
-            date("--start-date", &args.start_date)?,
-            date("--end-date", &args.end_date)?,
-        ),
-    };
     let opts = PipelineOptions {
         debug: args.debug,
         memory_limit: args.memory_limit_mb.map(|m| m << 20),
         ..Default::default()
     };
-    let pipeline = borboleta::build_pipeline(spec, &opts).await?;
+    let checks = RunChecks {
+        dates: &args.dates,
+        no_checkpoint: args.no_checkpoint,
+        debug: args.debug,
+    };
+    let (pipeline, start_date, end_date) = build_for_run(spec, &checks, &opts).await?;
     if pipeline.is_streaming() {
-        if args.start_date.is_some() || args.end_date.is_some() || args.date.is_some() {
-            return Err(Error::spec(
-                "--start-date",
-                "a streaming pipeline takes whatever arrives: --start-date, --end-date and --date are for batch runs",
-            )
-            .into());
-        }
-        if args.debug && !args.no_checkpoint && borboleta::checkpoint_dir(pipeline.spec()).is_some() {
-            // --debug writes nowhere durable: it must not move the pipeline's checkpoint
-            return Err(Error::spec(
-                "--debug",
-                "--debug writes to in-memory tables only, so it must not move the pipeline's checkpoint: \
-                 add --no-checkpoint",
-            )
-            .into());
-        }
         let start = borboleta::StreamStartOptions {
             no_checkpoint: args.no_checkpoint,
             available_now: args.available_now,

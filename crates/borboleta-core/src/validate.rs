@@ -284,6 +284,39 @@ pub fn validate(spec: &FeatureSetPipelineSpec) -> SpecIssues {
     issues
 }
 
+/// The checks of a run's dates against the spec, before anything is read: `borboleta run` and
+/// `borboleta validate` (which takes the same `--start-date`, `--end-date` and `--date`) both
+/// call this, so that `validate` refuses exactly what `run` would refuse.
+pub fn validate_run_dates(
+    spec: &FeatureSetPipelineSpec,
+    start_date: Option<chrono::NaiveDate>,
+    end_date: Option<chrono::NaiveDate>,
+) -> SpecIssues {
+    let mut issues = SpecIssues::default();
+    if spec.is_streaming() {
+        if start_date.is_some() || end_date.is_some() {
+            issues.push(
+                "--start-date",
+                "a streaming pipeline takes whatever arrives: --start-date, --end-date and --date are for batch runs",
+            );
+        }
+        return issues;
+    }
+    if let (Some(s), Some(e)) = (start_date, end_date)
+        && s > e
+    {
+        issues.push("--start-date", format!("start date {s} is after end date {e}"));
+    }
+    let fs = &spec.feature_set;
+    if fs.is_aggregated() && fs.aggregation.as_ref().is_some_and(|a| !a.windows.is_empty()) && end_date.is_none() {
+        issues.push(
+            "feature_set.aggregation.windows",
+            "an aggregated feature set with windows needs an end date: run with --end-date (or --date)",
+        );
+    }
+    issues
+}
+
 fn check_feature(f: &FeatureSpec, path: &str, seen: &mut HashMap<String, String>, issues: &mut SpecIssues) {
     if f.name.trim().is_empty() {
         issues.push(format!("{path}.name"), "name must not be empty");

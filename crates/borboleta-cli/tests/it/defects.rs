@@ -235,3 +235,103 @@ fn streaming_paths_expand_variables() {
         .collect();
     assert_eq!(names.len(), 2, "only spec.yaml and in/: {names:?}");
 }
+
+/// `validate` takes `run`'s `--start-date`, `--end-date`, `--date` and `--no-checkpoint`, and
+/// refuses what `run` would refuse, with the same message and exit code: an aggregated feature
+/// set with windows without an end date (it used to pass `validate` and fail `run`), dates the
+/// wrong way round, a date that does not parse, dates on a stream, a stream without a checkpoint.
+#[test]
+fn validate_refuses_what_run_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "e.jsonl",
+        "{\"id\":1,\"ts\":\"2024-01-01 10:00:00\",\"v\":1.5}\n{\"id\":1,\"ts\":\"2024-01-02 10:00:00\",\"v\":2.5}\n",
+    );
+    let aggregated = SPEC.replace(
+        "  features: [{name: v, dtype: double}]\n",
+        "  aggregation: {windows: [\"2 days\"]}\n  \
+         features: [{name: v, transformation: {type: aggregated, functions: [{function: avg, dtype: double}]}}]\n",
+    );
+    write(d, "aggregated.yaml", &aggregated);
+    write(
+        d,
+        "stream.yaml",
+        &SPEC.replace("path: e.jsonl, format: json", "path: in, format: json, stream: true"),
+    );
+    std::fs::create_dir_all(d.join("in")).unwrap();
+    let problem = |issue: &str| format!("error: invalid pipeline spec (1 problem):\n  - {issue}\n");
+    let windows = problem(
+        "feature_set.aggregation.windows (line 9): an aggregated feature set with windows needs an end date: \
+         run with --end-date (or --date)",
+    );
+    for (spec, args, expected) in [
+        ("aggregated.yaml", &[][..], windows.clone()),
+        ("aggregated.yaml", &["--start-date", "2024-01-01"], windows),
+        (
+            "aggregated.yaml",
+            &["--start-date", "2024-01-05", "--end-date", "2024-01-02"],
+            problem("--start-date: start date 2024-01-05 is after end date 2024-01-02"),
+        ),
+        (
+            "aggregated.yaml",
+            &["--end-date", "2024-13-01"],
+            problem("--end-date: `2024-13-01` is not a date; expected YYYY-MM-DD, e.g. 2024-01-31"),
+        ),
+        (
+            "stream.yaml",
+            &["--date", "2024-01-01", "--no-checkpoint"],
+            problem(
+                "--start-date: a streaming pipeline takes whatever arrives: --start-date, --end-date and --date \
+                 are for batch runs",
+            ),
+        ),
+        (
+            "stream.yaml",
+            &[],
+            problem(
+                "streaming.checkpoint_path: a streaming pipeline needs a checkpoint: set `streaming.checkpoint_path` \
+                 or STREAM_CHECKPOINT_PATH, or run with --no-checkpoint (a restart then reads everything again)",
+            ),
+        ),
+    ] {
+        for command in ["validate", "run"] {
+            let mut a = vec![command, spec];
+            a.extend(args);
+            if command == "run" {
+                a.push("--quiet");
+                if spec == "stream.yaml" {
+                    a.push("--available-now");
+                }
+            }
+            let out = run_env(d, &a, &[]);
+            assert_eq!(
+                (out.status.code(), text(&out.stderr)),
+                (Some(2), expected.clone()),
+                "{a:?}"
+            );
+        }
+    }
+    // with what run needs, both go
+    for (spec, args) in [
+        ("aggregated.yaml", &["--end-date", "2024-01-02"][..]),
+        ("aggregated.yaml", &["--date", "2024-01-02"]),
+        ("stream.yaml", &["--no-checkpoint"]),
+    ] {
+        let out = run_env(d, &[&["validate", spec][..], args].concat(), &[]);
+        assert!(out.status.success(), "validate {spec} {args:?}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).starts_with(&format!("ok: {spec} (fs)\n")),
+            "{}",
+            text(&out.stdout)
+        );
+        let mut a = vec!["run", spec, "--quiet"];
+        a.extend(args);
+        if spec == "stream.yaml" {
+            a.push("--available-now");
+        }
+        let out = run_env(d, &a, &[]);
+        assert!(out.status.success(), "{a:?}: {}", text(&out.stderr));
+    }
+}
