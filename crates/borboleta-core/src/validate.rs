@@ -7,7 +7,8 @@ use crate::naming::{TIMESTAMP_COLUMN, feature_output_columns};
 use crate::spec::{FeatureSetPipelineSpec, FeatureSpec, ReaderSpec, TransformSpec, WriterSpec};
 use crate::window::{WindowDefinition, WindowMode};
 
-/// Whether `s` can be used as a table/reader name without quoting.
+/// Whether `s` can be used as a table/reader/column name without quoting: letters, digits and
+/// `_`, not starting with a digit (what Spark SQL, CQL and the stores' folders take unquoted).
 pub fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
@@ -171,7 +172,7 @@ pub fn validate(spec: &FeatureSetPipelineSpec) -> SpecIssues {
         if key.dtype.is_none() {
             issues.push(format!("{path}.dtype"), format!("key `{}` needs a dtype", key.name));
         }
-        check_feature(key, &path, &mut seen, &mut issues);
+        check_feature(key, "key", &path, &mut seen, &mut issues);
     }
     if fs.features.is_empty() {
         issues.push("feature_set.features", "at least one feature is required");
@@ -197,7 +198,7 @@ pub fn validate(spec: &FeatureSetPipelineSpec) -> SpecIssues {
                 ),
             );
         }
-        check_feature(f, &path, &mut seen, &mut issues);
+        check_feature(f, "feature", &path, &mut seen, &mut issues);
     }
     if fs.is_aggregated() {
         validate_aggregation(fs, &mut issues);
@@ -317,9 +318,20 @@ pub fn validate_run_dates(
     issues
 }
 
-fn check_feature(f: &FeatureSpec, path: &str, seen: &mut HashMap<String, String>, issues: &mut SpecIssues) {
+/// A key's or a feature's checks; `kind` is `key` or `feature`.
+fn check_feature(f: &FeatureSpec, kind: &str, path: &str, seen: &mut HashMap<String, String>, issues: &mut SpecIssues) {
+    let before = issues.0.len();
     if f.name.trim().is_empty() {
         issues.push(format!("{path}.name"), "name must not be empty");
+    } else if !is_identifier(&f.name) {
+        issues.push(
+            format!("{path}.name"),
+            format!(
+                "`{}` is not an identifier: a {kind} name is letters, digits and `_`, not starting with a digit \
+                 (it names a column of the feature stores)",
+                f.name
+            ),
+        );
     }
     match &f.transformation {
         Some(TransformSpec::SqlExpression(e)) => {
@@ -371,8 +383,20 @@ fn check_feature(f: &FeatureSpec, path: &str, seen: &mut HashMap<String, String>
                     );
                 }
                 for (j, d) in w.definitions.iter().enumerate() {
-                    if let Err(e) = WindowDefinition::parse(d, w.mode) {
-                        issues.push(format!("{path}.transformation.window.definitions[{j}]"), e);
+                    match WindowDefinition::parse(d, w.mode) {
+                        Err(e) => issues.push(format!("{path}.transformation.window.definitions[{j}]"), e),
+                        // a row window's unit is any word, and it is part of the column names
+                        Ok(def) if !is_identifier(&def.name()) => issues.push(
+                            format!("{path}.transformation.window.definitions[{j}]"),
+                            format!(
+                                "window `{d}` names the column `{}__{}_{}`, which is not an identifier: write the \
+                                     unit with letters, digits and `_`",
+                                f.name,
+                                t.functions.first().map_or("<function>", |func| func.function.as_str()),
+                                def.name()
+                            ),
+                        ),
+                        Ok(_) => {}
                     }
                 }
             }
@@ -434,7 +458,17 @@ fn check_feature(f: &FeatureSpec, path: &str, seen: &mut HashMap<String, String>
         Some(TransformSpec::Stack(_)) => {}
         None => {}
     }
-    for col in feature_output_columns(f) {
+    let columns = feature_output_columns(f);
+    if issues.0.len() == before
+        && let Some(col) = columns.iter().find(|c| !is_identifier(c))
+    {
+        // what the rules above missed: every output column is an identifier
+        issues.push(
+            format!("{path}.name"),
+            format!("output column `{col}` is not an identifier (letters, digits and `_`, not starting with a digit)"),
+        );
+    }
+    for col in columns {
         if let Some(first) = seen.insert(col.clone(), path.to_string()) {
             issues.push(
                 format!("{path}.name"),
@@ -581,6 +615,19 @@ fn validate_aggregation(fs: &crate::spec::FeatureSetSpec, issues: &mut SpecIssue
         }
         if p.values.as_ref().is_some_and(Vec::is_empty) {
             issues.push("feature_set.aggregation.pivot.values", "at least one value is required");
+        }
+        for (j, v) in p.values.iter().flatten().enumerate() {
+            let name = v.name();
+            // a prefix may start with a digit (`1_amount__avg`, as Butterfree names it)
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                issues.push(
+                    format!("feature_set.aggregation.pivot.values[{j}]"),
+                    format!(
+                        "pivot value `{name}` prefixes column names (`{name}_<feature>__<function>`): it must be \
+                         letters, digits and `_` (filter or map the other values in the source query)"
+                    ),
+                );
+            }
         }
     }
     let names = crate::naming::feature_columns(fs);

@@ -335,3 +335,59 @@ fn validate_refuses_what_run_refuses() {
         assert!(out.status.success(), "{a:?}: {}", text(&out.stderr));
     }
 }
+
+/// Names that become columns, tables or folders must be identifiers (letters, digits and `_`, not
+/// starting with a digit): a feature named `amount"; DROP TABLE x; --` used to pass `validate`
+/// and become a quoted Cassandra column of that name. Every such name is refused with its YAML
+/// path, before anything is written.
+#[test]
+fn names_that_are_not_identifiers_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "e.jsonl", "{\"id\":1,\"ts\":\"2024-01-01 10:00:00\",\"v\":1.5}\n");
+    write(
+        d,
+        "spec.yaml",
+        r#"
+readers: [{id: e, type: file, path: e.jsonl, format: json, schema: {id: bigint, ts: timestamp, v: double}}]
+source: {query: select * from e}
+feature_set:
+  name: fs
+  entity: user
+  keys:
+    - {name: user id, from_column: id, dtype: bigint}
+  timestamp: {from_column: ts}
+  features:
+    - name: 'amount"; DROP TABLE x; --'
+      from_column: v
+      dtype: double
+    - {name: 2v, from_column: v, dtype: double}
+    - name: v
+      transformation:
+        type: spark_function
+        functions: [{function: avg, dtype: double}]
+        window: {partition_by: id, mode: row_windows, definitions: ["3 past-events"]}
+writers: [{type: historical_feature_store}, {type: online_feature_store}]
+"#,
+    );
+    let expected = "error: invalid pipeline spec (4 problems):\n  \
+        - feature_set.keys[0].name (line 8): `user id` is not an identifier: a key name is letters, digits \
+          and `_`, not starting with a digit (it names a column of the feature stores)\n  \
+        - feature_set.features[0].name (line 11): `amount\"; DROP TABLE x; --` is not an identifier: a \
+          feature name is letters, digits and `_`, not starting with a digit (it names a column of the \
+          feature stores)\n  \
+        - feature_set.features[1].name (line 14): `2v` is not an identifier: a feature name is letters, \
+          digits and `_`, not starting with a digit (it names a column of the feature stores)\n  \
+        - feature_set.features[2].transformation.window.definitions[0] (line 19): window `3 past-events` \
+          names the column `v__avg_over_3_past-events_row_windows`, which is not an identifier: write the \
+          unit with letters, digits and `_`\n";
+    for command in ["validate", "run"] {
+        let out = run_env(d, &[command, "spec.yaml"], &[]);
+        assert_eq!(
+            (out.status.code(), text(&out.stderr).as_str()),
+            (Some(2), expected),
+            "{command}"
+        );
+    }
+    assert!(!d.join("feature_store").exists(), "nothing written");
+}
