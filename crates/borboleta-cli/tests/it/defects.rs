@@ -391,3 +391,54 @@ writers: [{type: historical_feature_store}, {type: online_feature_store}]
     }
     assert!(!d.join("feature_store").exists(), "nothing written");
 }
+
+/// A spec that does not deserialize names the full YAML path of the problem, with its line (an
+/// unknown key under `feature_set` used to be reported as `kyes (line 14)`, a bad dtype as
+/// `spec (line 20)`, each followed by a source snippet).
+#[test]
+fn serde_errors_name_the_full_yaml_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "e.jsonl", "{\"id\":1,\"ts\":\"2024-01-01 10:00:00\",\"v\":1.5}\n");
+    for (from, to, expected) in [
+        (
+            "  entity: user\n",
+            "  entity: user\n  kyes: []\n",
+            "feature_set.kyes (line 7): unknown field `kyes`, expected one of name, entity, description, keys, \
+             timestamp, features, deduplicate_rows, aggregation, hooks (did you mean `keys`?)",
+        ),
+        (
+            "features: [{name: v, dtype: double}]",
+            "features: [{name: v, dtype: doubel}]",
+            "feature_set.features[0].dtype (line 9): unknown data type `doubel` (did you mean `double`?); \
+             expected one of: timestamp, timestamp_ntz, binary, boolean, date, decimal, double, float, integer, \
+             bigint, string, array<bigint>, array<string>, array<float>",
+        ),
+        (
+            "path: e.jsonl",
+            "pathh: e.jsonl",
+            "readers[0].pathh (line 2): unknown field `pathh`, expected one of id, path, format, schema, options, \
+             columns, incremental_strategy, pre_processing, hooks, stream, max_file_age_seconds (did you mean `path`?)",
+        ),
+        (
+            "{type: online_feature_store, debug_mode: true}",
+            "{type: online_feature_store, debug_mode: maybe}",
+            "writers[0].debug_mode (line 10): invalid type: string \"maybe\", expected a boolean",
+        ),
+    ] {
+        let spec = SPEC.replace(from, to);
+        assert_ne!(spec, SPEC);
+        write(d, "spec.yaml", &spec);
+        for command in ["validate", "run"] {
+            let out = run_env(d, &[command, "spec.yaml"], &[]);
+            assert_eq!(
+                (out.status.code(), text(&out.stderr)),
+                (
+                    Some(2),
+                    format!("error: invalid pipeline spec (1 problem):\n  - {expected}\n")
+                ),
+                "{command} {to}"
+            );
+        }
+    }
+}
