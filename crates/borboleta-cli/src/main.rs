@@ -10,6 +10,9 @@ use arrow::array::RecordBatch;
 use borboleta::{Error, FeatureSetPipelineSpec, PipelineOptions, RunOptions};
 use clap::{Parser, Subcommand, ValueEnum};
 
+#[macro_use]
+mod out;
+
 /// mimalloc instead of glibc's malloc: glibc keeps one arena per thread that allocated, and a
 /// long run's memory then grows with its length (the 50M-row aggregated benchmark: 421 MiB with
 /// glibc, 240-285 MiB with one or two arenas; docs/benchmarks.md).
@@ -28,10 +31,16 @@ struct Cli {
 enum Command {
     /// Run a pipeline once over a date range.
     Run(RunArgs),
-    /// Check a spec (and its readers' schemas and the plan) without running it.
+    /// Check a spec (and its readers' schemas and the plan) without running it, with the
+    /// arguments `run` would get: it fails where `run` would refuse to start.
     Validate {
         /// The pipeline spec (YAML).
         spec: PathBuf,
+        #[command(flatten)]
+        dates: RunDates,
+        /// Streaming: the run will have no checkpoint (`run --no-checkpoint`).
+        #[arg(long)]
+        no_checkpoint: bool,
     },
     /// Print the pipeline's metadata (Butterfree's Metadata): feature set, source, sink, and
     /// every output column with its type and description.
@@ -139,10 +148,9 @@ enum OnlineCommand {
     },
 }
 
-#[derive(clap::Args, Debug)]
-struct RunArgs {
-    /// The pipeline spec (YAML).
-    spec: PathBuf,
+/// The dates of a run (`run` and `validate`).
+#[derive(clap::Args, Debug, Default)]
+struct RunDates {
     /// First date to compute (YYYY-MM-DD, inclusive, UTC).
     #[arg(long)]
     start_date: Option<String>,
@@ -152,6 +160,14 @@ struct RunArgs {
     /// Butterfree's run_for_date: start and end on this date.
     #[arg(long, conflicts_with_all = ["start_date", "end_date"])]
     date: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// The pipeline spec (YAML).
+    spec: PathBuf,
+    #[command(flatten)]
+    dates: RunDates,
     /// Run every writer in debug mode (in-memory tables) and print their tables.
     #[arg(long)]
     debug: bool,
@@ -216,6 +232,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(dispatch(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // the reader of stdout went away (`| head`): the command ends quietly, as Unix tools do
+        Err(e) if e.downcast_ref::<out::StdoutClosed>().is_some() => ExitCode::SUCCESS,
         Err(e) => {
             let code = match e.downcast_ref::<Error>() {
                 Some(err) if err.is_spec_error() => 2,
@@ -244,17 +262,26 @@ fn date(arg: &str, s: &Option<String>) -> anyhow::Result<Option<chrono::NaiveDat
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run(args).await,
-        Command::Validate { spec } => {
+        Command::Validate {
+            spec,
+            dates,
+            no_checkpoint,
+        } => {
             let s = load(&spec)?;
-            let p = borboleta::build_pipeline(s, &PipelineOptions::default()).await?;
+            let checks = RunChecks {
+                dates: &dates,
+                no_checkpoint,
+                debug: false,
+            };
+            let (p, ..) = build_for_run(s, &checks, &PipelineOptions::default()).await?;
             let cols: Vec<String> = p
                 .schema()
                 .fields()
                 .iter()
                 .map(|f| format!("{}:{}", f.name(), f.data_type()))
                 .collect();
-            println!("ok: {} ({})", spec.display(), p.spec().feature_set.name);
-            println!("columns: {}", cols.join(", "));
+            outln!("ok: {} ({})", spec.display(), p.spec().feature_set.name)?;
+            outln!("columns: {}", cols.join(", "))?;
             Ok(())
         }
         Command::Explain {
@@ -286,7 +313,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 borboleta::core::output_columns(&p.spec().feature_set).join(", ")
             ));
             out.push_str(&p.explain(&opts, physical).await?);
-            println!("{}", redact(&out));
+            outln!("{}", redact(&out))?;
             Ok(())
         }
         Command::Describe { spec, format } => {
@@ -295,9 +322,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             match format {
                 DescribeFormat::Json => {
                     let doc = vec![borboleta::describe::describe(&p)];
-                    println!("{}", serde_json::to_string_pretty(&doc)?);
+                    outln!("{}", serde_json::to_string_pretty(&doc)?)?;
                 }
-                DescribeFormat::Markdown => print!("{}", borboleta::describe::describe_markdown(&p)),
+                DescribeFormat::Markdown => out!("{}", borboleta::describe::describe_markdown(&p))?,
             }
             Ok(())
         }
@@ -316,7 +343,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         } => {
             let s = load(&spec)?;
             let n = borboleta::online_delete(&s, &parse_keys(&keys)?).await?;
-            println!("deleted {n} key(s)");
+            outln!("deleted {n} key(s)")?;
             Ok(())
         }
         Command::Online {
@@ -370,44 +397,53 @@ async fn migrate(
             "status": status,
         })
     };
+    // A closed stdout does not stop a migration half-way: the statements are still applied and
+    // logged, and the command ends quietly after that.
+    let mut printed: anyhow::Result<()> = Ok(());
+    let mut say = |args: std::fmt::Arguments<'_>| {
+        if printed.is_ok() {
+            printed = out::print(args);
+        }
+    };
     for step in &plan.steps {
-        println!(
-            "-- {}: feature set {} -> {}",
+        say(format_args!(
+            "-- {}: feature set {} -> {}\n",
             step.spec.display(),
             step.feature_set,
             step.target
-        );
+        ));
         if step.notes.is_empty() && step.actions.is_empty() {
-            println!("--   up to date");
+            say(format_args!("--   up to date\n"));
         }
         for n in &step.notes {
-            println!("--   {n}");
+            say(format_args!("--   {n}\n"));
         }
         if dry_run {
             for a in &step.actions {
-                println!("{}", a.text());
+                say(format_args!("{}\n", a.text()));
                 log.push(entry(step, a.text(), "dry-run"));
             }
         }
     }
     if dry_run {
         let n: usize = plan.steps.iter().map(|s| s.actions.len()).sum();
-        println!("dry run: {n} statement(s), nothing applied");
+        say(format_args!("dry run: {n} statement(s), nothing applied\n"));
     } else {
         let result = migrate::apply(&plan, |step, a| {
-            println!("{}", a.text());
+            say(format_args!("{}\n", a.text()));
             log.push(entry(step, a.text(), "applied"));
         })
         .await;
         match result {
-            Ok(n) => println!("applied {n} statement(s)"),
+            Ok(n) => say(format_args!("applied {n} statement(s)\n")),
             Err(e) => {
                 write_migration_log(write_logs.as_deref(), now, &log)?;
                 return Err(e.into());
             }
         }
     }
-    write_migration_log(write_logs.as_deref(), now, &log)
+    write_migration_log(write_logs.as_deref(), now, &log)?;
+    printed
 }
 
 /// Writes the migration log (`--write-logs`), if asked.
@@ -451,41 +487,87 @@ fn parse_keys(keys: &[String]) -> anyhow::Result<Vec<Vec<(String, String)>>> {
     Ok(parsed)
 }
 
+/// What `run` is asked to do, as far as it decides whether the run may start.
+struct RunChecks<'a> {
+    dates: &'a RunDates,
+    no_checkpoint: bool,
+    debug: bool,
+}
+
+/// Builds the pipeline of a run and checks the run's arguments against the spec: the dates
+/// (`borboleta_core::validate::validate_run_dates`) and a stream's checkpoint. `run` and
+/// `validate` both go through here, so `validate` fails exactly where `run` would refuse to
+/// start; every problem, of the spec or of the arguments, is reported at once.
+async fn build_for_run(
+    spec: FeatureSetPipelineSpec,
+    checks: &RunChecks<'_>,
+    opts: &PipelineOptions,
+) -> anyhow::Result<(
+    borboleta::FeatureSetPipeline,
+    Option<chrono::NaiveDate>,
+    Option<chrono::NaiveDate>,
+)> {
+    let mut issues = borboleta::core::SpecIssues::default();
+    let mut parse = |arg: &str, s: &Option<String>| {
+        let d = s.as_deref().map(borboleta::core::time::parse_date)?;
+        d.map_err(|m| issues.push(arg, m)).ok()
+    };
+    let d = &checks.dates;
+    let (start_date, end_date) = match &d.date {
+        Some(_) => {
+            let day = parse("--date", &d.date);
+            (day, day)
+        }
+        None => (parse("--start-date", &d.start_date), parse("--end-date", &d.end_date)),
+    };
+    // the dates are checked once they parse (a date that does not is not also a missing one)
+    if issues.is_empty() {
+        issues = borboleta::core::validate::validate_run_dates(&spec, start_date, end_date);
+    }
+    if spec.is_streaming() && !checks.no_checkpoint {
+        match borboleta::checkpoint_dir(&spec) {
+            // --debug writes nowhere durable: it must not move the pipeline's checkpoint
+            Some(_) if checks.debug => issues.push(
+                "--debug",
+                "--debug writes to in-memory tables only, so it must not move the pipeline's checkpoint: \
+                 add --no-checkpoint",
+            ),
+            Some(_) => {}
+            None => {
+                if let Err(Error::Spec(i)) = borboleta::stream_options(&spec, &Default::default()) {
+                    issues.0.extend(i.0);
+                }
+            }
+        }
+    }
+    spec.locate(&mut issues);
+    match borboleta::build_pipeline(spec, opts).await {
+        Ok(p) => {
+            issues.into_result().map_err(Error::from)?;
+            Ok((p, start_date, end_date))
+        }
+        Err(Error::Spec(mut built)) => {
+            built.0.extend(issues.0);
+            Err(Error::Spec(built).into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let spec = load(&args.spec)?;
-    let (start_date, end_date) = match &args.date {
-        Some(_) => {
-            let d = date("--date", &args.date)?;
-            (d, d)
-        }
-        None => (
-            date("--start-date", &args.start_date)?,
-            date("--end-date", &args.end_date)?,
-        ),
-    };
     let opts = PipelineOptions {
         debug: args.debug,
         memory_limit: args.memory_limit_mb.map(|m| m << 20),
         ..Default::default()
     };
-    let pipeline = borboleta::build_pipeline(spec, &opts).await?;
+    let checks = RunChecks {
+        dates: &args.dates,
+        no_checkpoint: args.no_checkpoint,
+        debug: args.debug,
+    };
+    let (pipeline, start_date, end_date) = build_for_run(spec, &checks, &opts).await?;
     if pipeline.is_streaming() {
-        if args.start_date.is_some() || args.end_date.is_some() || args.date.is_some() {
-            return Err(Error::spec(
-                "--start-date",
-                "a streaming pipeline takes whatever arrives: --start-date, --end-date and --date are for batch runs",
-            )
-            .into());
-        }
-        if args.debug && !args.no_checkpoint && borboleta::checkpoint_dir(pipeline.spec()).is_some() {
-            // --debug writes nowhere durable: it must not move the pipeline's checkpoint
-            return Err(Error::spec(
-                "--debug",
-                "--debug writes to in-memory tables only, so it must not move the pipeline's checkpoint: \
-                 add --no-checkpoint",
-            )
-            .into());
-        }
         let start = borboleta::StreamStartOptions {
             no_checkpoint: args.no_checkpoint,
             available_now: args.available_now,
@@ -562,13 +644,13 @@ async fn print_debug_output(pipeline: &borboleta::FeatureSetPipeline, args: &Run
                     .collect::<anyhow::Result<_>>()?;
             }
             if matches!(args.output, Output::Table) {
-                println!("{table}");
+                outln!("{table}")?;
                 let cols: Vec<String> = schema
                     .fields()
                     .iter()
                     .map(|f| format!("{}:{}", f.name(), sql_type(f.data_type())))
                     .collect();
-                println!("columns: {}", cols.join(", "));
+                outln!("columns: {}", cols.join(", "))?;
             }
             print_batches(&batches, args.output)?;
         }
@@ -604,6 +686,9 @@ async fn run_stream(
     let live = asked && !available_now;
     let terminal = std::io::stdout().is_terminal();
     let mut printed_epoch = None;
+    // A print that fails (stdout closed, a bad --sql query) stops the stream after the current
+    // epoch, as a signal does; its error is returned once the stream has stopped.
+    let mut print_error = None;
     let mut tick = tokio::time::interval(interval);
     while !handle.is_finished() {
         tokio::select! {
@@ -611,13 +696,20 @@ async fn run_stream(
             _ = sigterm.recv() => handle.stop(),
             _ = tick.tick() => {
                 let epoch = handle.status().last_epoch_written;
-                if live && epoch.is_some() && epoch != printed_epoch {
+                if live && print_error.is_none() && epoch.is_some() && epoch != printed_epoch {
                     printed_epoch = epoch;
-                    if terminal {
-                        print!("\x1b[2J\x1b[H");
+                    let printed = async {
+                        if terminal {
+                            out!("\x1b[2J\x1b[H")?;
+                        }
+                        outln!("-- epoch {} --", epoch.unwrap_or_default())?;
+                        print_debug_output(&pipeline, args).await
                     }
-                    println!("-- epoch {} --", epoch.unwrap_or_default());
-                    print_debug_output(&pipeline, args).await?;
+                    .await;
+                    if let Err(e) = printed {
+                        handle.stop();
+                        print_error = Some(e);
+                    }
                 }
             }
         }
@@ -639,6 +731,9 @@ async fn run_stream(
         for (writer, rows) in &status.writer_rows {
             eprintln!("  {writer}: {rows} rows written");
         }
+    }
+    if let Some(e) = print_error {
+        return Err(e);
     }
     if (asked || available_now) && (!live || printed_epoch != status.last_epoch_written) {
         print_debug_output(&pipeline, args).await?;
@@ -693,17 +788,17 @@ async fn checkpoint(command: CheckpointCommand) -> anyhow::Result<()> {
     match command {
         CheckpointCommand::Show { .. } => {
             let state = Checkpoint::read_only(&dir).state()?;
-            println!("checkpoint: {}", dir.display());
-            println!(
+            outln!("checkpoint: {}", dir.display())?;
+            outln!(
                 "last committed epoch: {}",
                 state.last_committed().map_or("none".into(), |e| e.to_string())
-            );
+            )?;
             if let Some(c) = &state.compact {
-                println!(
+                outln!(
                     "positions after epoch {}: {}",
                     c.epoch,
                     serde_json::to_string(&c.positions)?
-                );
+                )?;
             }
             let last = state.last_committed();
             for (o, c) in &state.epochs {
@@ -712,9 +807,9 @@ async fn checkpoint(command: CheckpointCommand) -> anyhow::Result<()> {
                     None if last.is_some_and(|l| o.epoch < l) => "committed with a later epoch".into(),
                     None => "planned, not committed: replayed over the same range on restart".into(),
                 };
-                println!("epoch {}: {status}", o.epoch);
+                outln!("epoch {}: {status}", o.epoch)?;
                 for (reader, range) in &o.ranges {
-                    println!("  {reader}: {range}");
+                    outln!("  {reader}: {range}")?;
                 }
             }
             Ok(())
@@ -735,7 +830,7 @@ async fn checkpoint(command: CheckpointCommand) -> anyhow::Result<()> {
             };
             ck.reset(positions)?;
             ck.set_fingerprint(&pipeline.fingerprint())?;
-            println!("checkpoint {} reset", dir.display());
+            outln!("checkpoint {} reset", dir.display())?;
             Ok(())
         }
     }
@@ -798,26 +893,27 @@ fn print_batches(batches: &[RecordBatch], output: Output) -> anyhow::Result<()> 
                 shown.push(b.slice(0, n));
                 left -= n;
             }
-            println!("{}", arrow::util::pretty::pretty_format_batches(&shown)?);
+            outln!("{}", arrow::util::pretty::pretty_format_batches(&shown)?)?;
             if total > TABLE_MAX_ROWS {
-                println!(
+                outln!(
                     "({total} rows; the first {TABLE_MAX_ROWS} shown: --output jsonl or csv prints them all, --sql selects)"
-                );
+                )?;
             }
         }
         Output::Jsonl => {
-            let mut w = arrow::json::LineDelimitedWriter::new(std::io::stdout());
+            // every column on every line: a null is `null`, not a missing field
+            let mut w = arrow::json::WriterBuilder::new()
+                .with_explicit_nulls(true)
+                .build::<_, arrow::json::writer::LineDelimited>(out::Stdout);
             for b in batches {
-                w.write(b)?;
+                w.write(b).map_err(out::or_closed)?;
             }
-            w.finish()?;
+            w.finish().map_err(out::or_closed)?;
         }
         Output::Csv => {
-            let mut w = arrow::csv::WriterBuilder::new()
-                .with_header(true)
-                .build(std::io::stdout());
+            let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(out::Stdout);
             for b in batches {
-                w.write(b)?;
+                w.write(b).map_err(out::or_closed)?;
             }
         }
     }

@@ -7,7 +7,8 @@ use crate::naming::{TIMESTAMP_COLUMN, feature_output_columns};
 use crate::spec::{FeatureSetPipelineSpec, FeatureSpec, ReaderSpec, TransformSpec, WriterSpec};
 use crate::window::{WindowDefinition, WindowMode};
 
-/// Whether `s` can be used as a table/reader name without quoting.
+/// Whether `s` can be used as a table/reader/column name without quoting: letters, digits and
+/// `_`, not starting with a digit (what Spark SQL, CQL and the stores' folders take unquoted).
 pub fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
@@ -171,7 +172,7 @@ pub fn validate(spec: &FeatureSetPipelineSpec) -> SpecIssues {
         if key.dtype.is_none() {
             issues.push(format!("{path}.dtype"), format!("key `{}` needs a dtype", key.name));
         }
-        check_feature(key, &path, &mut seen, &mut issues);
+        check_feature(key, "key", &path, &mut seen, &mut issues);
     }
     if fs.features.is_empty() {
         issues.push("feature_set.features", "at least one feature is required");
@@ -197,7 +198,7 @@ pub fn validate(spec: &FeatureSetPipelineSpec) -> SpecIssues {
                 ),
             );
         }
-        check_feature(f, &path, &mut seen, &mut issues);
+        check_feature(f, "feature", &path, &mut seen, &mut issues);
     }
     if fs.is_aggregated() {
         validate_aggregation(fs, &mut issues);
@@ -284,9 +285,52 @@ pub fn validate(spec: &FeatureSetPipelineSpec) -> SpecIssues {
     issues
 }
 
-fn check_feature(f: &FeatureSpec, path: &str, seen: &mut HashMap<String, String>, issues: &mut SpecIssues) {
+/// The checks of a run's dates against the spec, before anything is read: `borboleta run` and
+/// `borboleta validate` (which takes the same `--start-date`, `--end-date` and `--date`) both
+/// call this, so that `validate` refuses exactly what `run` would refuse.
+pub fn validate_run_dates(
+    spec: &FeatureSetPipelineSpec,
+    start_date: Option<chrono::NaiveDate>,
+    end_date: Option<chrono::NaiveDate>,
+) -> SpecIssues {
+    let mut issues = SpecIssues::default();
+    if spec.is_streaming() {
+        if start_date.is_some() || end_date.is_some() {
+            issues.push(
+                "--start-date",
+                "a streaming pipeline takes whatever arrives: --start-date, --end-date and --date are for batch runs",
+            );
+        }
+        return issues;
+    }
+    if let (Some(s), Some(e)) = (start_date, end_date)
+        && s > e
+    {
+        issues.push("--start-date", format!("start date {s} is after end date {e}"));
+    }
+    let fs = &spec.feature_set;
+    if fs.is_aggregated() && fs.aggregation.as_ref().is_some_and(|a| !a.windows.is_empty()) && end_date.is_none() {
+        issues.push(
+            "feature_set.aggregation.windows",
+            "an aggregated feature set with windows needs an end date: run with --end-date (or --date)",
+        );
+    }
+    issues
+}
+
+/// A key's or a feature's checks; `kind` is `key` or `feature`.
+fn check_feature(f: &FeatureSpec, kind: &str, path: &str, seen: &mut HashMap<String, String>, issues: &mut SpecIssues) {
     if f.name.trim().is_empty() {
         issues.push(format!("{path}.name"), "name must not be empty");
+    } else if !is_identifier(&f.name) {
+        issues.push(
+            format!("{path}.name"),
+            format!(
+                "`{}` is not an identifier: a {kind} name is letters, digits and `_`, not starting with a digit \
+                 (it names a column of the feature stores)",
+                f.name
+            ),
+        );
     }
     match &f.transformation {
         Some(TransformSpec::SqlExpression(e)) => {
@@ -338,8 +382,20 @@ fn check_feature(f: &FeatureSpec, path: &str, seen: &mut HashMap<String, String>
                     );
                 }
                 for (j, d) in w.definitions.iter().enumerate() {
-                    if let Err(e) = WindowDefinition::parse(d, w.mode) {
-                        issues.push(format!("{path}.transformation.window.definitions[{j}]"), e);
+                    match WindowDefinition::parse(d, w.mode) {
+                        Err(e) => issues.push(format!("{path}.transformation.window.definitions[{j}]"), e),
+                        // a row window's unit is any word, and it is part of the column names
+                        Ok(def) if !is_identifier(&def.name()) => issues.push(
+                            format!("{path}.transformation.window.definitions[{j}]"),
+                            format!(
+                                "window `{d}` names the column `{}__{}_{}`, which is not an identifier: write the \
+                                     unit with letters, digits and `_`",
+                                f.name,
+                                t.functions.first().map_or("<function>", |func| func.function.as_str()),
+                                def.name()
+                            ),
+                        ),
+                        Ok(_) => {}
                     }
                 }
             }
@@ -549,6 +605,19 @@ fn validate_aggregation(fs: &crate::spec::FeatureSetSpec, issues: &mut SpecIssue
         if p.values.as_ref().is_some_and(Vec::is_empty) {
             issues.push("feature_set.aggregation.pivot.values", "at least one value is required");
         }
+        for (j, v) in p.values.iter().flatten().enumerate() {
+            let name = v.name();
+            // a prefix may start with a digit (`1_amount__avg`, as Butterfree names it)
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                issues.push(
+                    format!("feature_set.aggregation.pivot.values[{j}]"),
+                    format!(
+                        "pivot value `{name}` prefixes column names (`{name}_<feature>__<function>`): it must be \
+                         letters, digits and `_` (filter or map the other values in the source query)"
+                    ),
+                );
+            }
+        }
     }
     let names = crate::naming::feature_columns(fs);
     let mut seen = std::collections::HashSet::new();
@@ -632,3 +701,7 @@ fn validate_streaming(spec: &FeatureSetPipelineSpec, issues: &mut SpecIssues) {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "validate_tests.rs"]
+mod tests;

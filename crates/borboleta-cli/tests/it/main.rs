@@ -2,6 +2,7 @@
 
 mod cassandra;
 mod common;
+mod defects;
 mod examples;
 mod golden;
 mod kafka;

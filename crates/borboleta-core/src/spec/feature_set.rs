@@ -125,7 +125,10 @@ pub enum DistinctKeep {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeatureSpec {
-    /// Output column name (or base name for function transforms).
+    /// Output column name (or base name for function transforms). Required: a missing name is
+    /// reported by validation (`name must not be empty`) rather than by serde, which could not
+    /// tell it from a field missing in the feature's `transformation`.
+    #[serde(default)]
     pub name: String,
     /// Free text.
     #[serde(default)]
