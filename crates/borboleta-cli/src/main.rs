@@ -621,6 +621,7 @@ async fn run_stream(
     };
     let handle = pipeline.start_stream(opts).await?;
     let metrics = listener.map(|l| serve_metrics(l, handle.status_source()));
+    let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let interval = Duration::from_secs_f64(args.sql_interval.max(0.01));
     // Tables are printed when asked for (--debug or --sql): a long stream's debug tables can
@@ -632,7 +633,7 @@ async fn run_stream(
     let mut tick = tokio::time::interval(interval);
     while !handle.is_finished() {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => { eprintln!("stopping after the current epoch"); handle.stop(); }
+            _ = sigint.recv() => { eprintln!("stopping after the current epoch"); handle.stop(); }
             _ = sigterm.recv() => handle.stop(),
             _ = tick.tick() => {
                 let epoch = handle.status().last_epoch_written;
