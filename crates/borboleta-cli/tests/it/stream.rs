@@ -98,7 +98,7 @@ pub(crate) fn events(f: u64, n: u64) -> String {
     s
 }
 
-fn json_lines(batches: &[RecordBatch]) -> Vec<String> {
+pub(crate) fn json_lines(batches: &[RecordBatch]) -> Vec<String> {
     let mut buf = Vec::new();
     {
         let mut w = arrow::json::LineDelimitedWriter::new(&mut buf);
