@@ -1,7 +1,9 @@
 //! # borboleta-connectors
 //!
-//! One module per backend: [`file`] (the `FileReader`), [`historical`] (Parquet historical
-//! store) and [`online`] (the embedded online store).
+//! One module per backend: [`file`](mod@file) (the `FileReader`), [`file_stream`] (a folder read as a
+//! stream), [`historical`] (the Parquet historical store), [`online`] (the embedded online store),
+//! and behind features, `kafka` (the Kafka reader and stream), `kafka_writer` (the online writer
+//! that publishes to Kafka) and `cassandra` (the Cassandra online store).
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
 
