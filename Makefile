@@ -1,7 +1,7 @@
 # Targets mirror CI (.ci/run). Cargo's target dir defaults to ~/.cache/borboleta/target.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/borboleta/target
 
-.PHONY: check test example services-up services-down fmt golden bench bench-smoke
+.PHONY: check test example example-stream services-up services-down fmt golden bench bench-smoke
 
 ## fmt, module structure (scripts/check-modules) and clippy (warnings are errors), as CI runs them
 check:
@@ -18,6 +18,11 @@ test:
 example:
 	cargo run --locked -p borboleta-cli -- run examples/events/pipeline.yaml
 	cargo run --locked -p borboleta-cli -- online get examples/events/pipeline.yaml --key id=3
+
+## run the streaming example (examples/stream/run.sh): files arrive, the live debug table grows,
+## SIGTERM stops it (exit 0); then a real run, its checkpoint and online store (no services)
+example-stream:
+	examples/stream/run.sh
 
 ## rewrite tests/golden/*/expected*.txt (review the diff against the Butterfree semantics)
 golden:

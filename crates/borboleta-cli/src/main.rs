@@ -218,6 +218,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BORBOLETA_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
@@ -678,6 +679,7 @@ async fn run_stream(
     };
     let handle = borboleta::engine::stream::start(&pipeline, opts).await?;
     let metrics = listener.map(|l| serve_metrics(l, handle.status_source()));
+    let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let interval = Duration::from_secs_f64(args.sql_interval.max(0.01));
     // Tables are printed when asked for (--debug or --sql): a long stream's debug tables can
@@ -692,7 +694,7 @@ async fn run_stream(
     let mut tick = tokio::time::interval(interval);
     while !handle.is_finished() {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => { eprintln!("stopping after the current epoch"); handle.stop(); }
+            _ = sigint.recv() => { eprintln!("stopping after the current epoch"); handle.stop(); }
             _ = sigterm.recv() => handle.stop(),
             _ = tick.tick() => {
                 let epoch = handle.status().last_epoch_written;

@@ -1,6 +1,6 @@
 //! # borboleta-connectors
 //!
-//! One module per connector: [`file`] (the `FileReader` and its stream), [`table`] (the
+//! One module per connector: [`file`](mod@file) (the `FileReader` and its stream), [`table`] (the
 //! `TableReader`), [`kafka`] (reader) and [`kafka_writer`], [`historical`] (the Parquet
 //! historical store), [`online`] (the embedded online store) and [`cassandra`]. [`registry`]
 //! builds them from their specs.

@@ -12,7 +12,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Extension points: [`engine::Reader`] and [`engine::Writer`].
+//! Extension points: [`engine::Reader`], [`engine::StreamReader`] and [`engine::Writer`]; Rust
+//! functions as UDFs ([`PipelineOptions::udfs`]) and hooks ([`PipelineOptions::hooks`]).
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
 

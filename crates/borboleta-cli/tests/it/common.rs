@@ -17,15 +17,19 @@ pub fn borboleta(dir: &Path, args: &[&str], tz: &str) -> Output {
 /// Runs the `borboleta` binary with `args` in `dir` and extra environment variables.
 pub fn run_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_borboleta"));
-    c.args(args)
-        .current_dir(dir)
-        .env_remove("BORBOLETA_LOG")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
+    c.args(args).current_dir(dir).env_remove("BORBOLETA_LOG");
     for (k, v) in env {
         c.env(k, v);
     }
-    let mut child = c.spawn().expect("run borboleta");
+    output_within(c, &format!("borboleta {args:?} in {}", dir.display()))
+}
+
+/// Runs `c` to the end and returns its output. A run that hangs (a stream that never stops)
+/// fails the test after 180 s instead of hanging CI: SIGTERM, then SIGKILL 5 s later.
+pub fn output_within(mut c: Command, what: &str) -> Output {
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
     let drain = |mut r: Box<dyn std::io::Read + Send>| {
         std::thread::spawn(move || {
             let mut buf = Vec::new();
@@ -35,15 +39,18 @@ pub fn run_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     };
     let out = drain(Box::new(child.stdout.take().unwrap()));
     let err = drain(Box::new(child.stderr.take().unwrap()));
-    // A run that hangs (a stream that never stops) fails the test instead of hanging CI.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
     let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for borboleta") {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
             break status;
         }
         if std::time::Instant::now() > deadline {
+            // SIGTERM first, so that a script can stop what it started; then SIGKILL
+            let pid = child.id().to_string();
+            Command::new("kill").args(["-TERM", &pid]).status().ok();
+            std::thread::sleep(std::time::Duration::from_secs(5));
             child.kill().ok();
-            panic!("borboleta {args:?} in {} did not finish in 180 s", dir.display());
+            panic!("{what} did not finish in 180 s");
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     };

@@ -1,12 +1,14 @@
-//! End-to-end runs through the CLI on real files: the README example, A19, event-time order.
+//! End-to-end runs through the CLI on real files: the README examples, A19, event-time order.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use arrow::array::AsArray;
 use arrow::datatypes::{Int32Type, TimestampMicrosecondType};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::common::{borboleta, copy_dir, repo_root, run_env, text};
+use crate::common::{borboleta, copy_dir, output_within, repo_root, run_env, text};
+use crate::stream::{json_lines, parquet_rows};
 
 /// Every parquet file under `dir`, with its `year=/month=/day=` folders.
 fn parquet_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
@@ -406,4 +408,170 @@ fn appending_an_incompatible_schema_is_refused() {
     std::fs::write(dir.path().join("unchecked.yaml"), unchecked).unwrap();
     let out = borboleta(dir.path(), &["run", "unchecked.yaml", "--quiet"], "UTC");
     assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// The files of `dir`, by name.
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    files
+}
+
+/// The output columns of a feature set (keys, `timestamp`, features), quoted for SQL.
+fn quoted_columns(fs: &borboleta::FeatureSetSpec) -> String {
+    let columns: Vec<String> = borboleta::core::output_columns(fs)
+        .iter()
+        .map(|c| format!("\"{c}\""))
+        .collect();
+    columns.join(", ")
+}
+
+/// The batch reference of the streaming example: its spec with `stream: false`, without
+/// `streaming:` and without the duplicate-row filter (docs/streaming.md, "When a pipeline
+/// streams"), run with `--debug` over `files`. The folder holds the reader's files while the
+/// pipeline lives.
+async fn stream_example_batch(files: &[PathBuf]) -> (tempfile::TempDir, borboleta::FeatureSetPipeline) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        repo_root().join("examples/stream/pipeline.yaml"),
+        dir.path().join("pipeline.yaml"),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("incoming")).unwrap();
+    for f in files {
+        std::fs::copy(f, dir.path().join("incoming").join(f.file_name().unwrap())).unwrap();
+    }
+    let mut spec = borboleta::FeatureSetPipelineSpec::parse_yaml_file(dir.path().join("pipeline.yaml")).unwrap();
+    assert!(spec.streaming.is_some(), "the example is a stream with a checkpoint");
+    let mut streams = 0;
+    for r in &mut spec.readers {
+        if let borboleta::ReaderSpec::File(f) = r {
+            streams += usize::from(f.stream);
+            f.stream = false;
+        }
+    }
+    assert_eq!(streams, 1, "the example streams one folder");
+    spec.streaming = None;
+    spec.feature_set.deduplicate_rows = Some(false);
+    let opts = borboleta::PipelineOptions {
+        debug: true,
+        ..Default::default()
+    };
+    let p = borboleta::build_pipeline(spec, &opts).await.unwrap();
+    p.run(borboleta::RunOptions::default()).await.unwrap();
+    (dir, p)
+}
+
+/// `make example-stream`: examples/stream/run.sh, here with this build's binary and a work
+/// folder it keeps. Its outputs must equal the batch run of the same spec over the same files:
+/// the live `--sql` table printed after each epoch is, line for line, the same query over the
+/// files up to that epoch; after the non-debug run the online store holds the batch run's latest
+/// row per key and the historical files the batch run's rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_example_equals_a_batch_run_of_its_spec() {
+    let example = repo_root().join("examples/stream");
+    let work = tempfile::tempdir().unwrap();
+    let mut script = Command::new("bash");
+    script
+        .arg(example.join("run.sh"))
+        .env("BORBOLETA", env!("CARGO_BIN_EXE_borboleta"))
+        .env("EXAMPLE_WORKDIR", work.path())
+        .env_remove("BORBOLETA_LOG");
+    let out = tokio::task::spawn_blocking(move || output_within(script, "examples/stream/run.sh"))
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}\n{}\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+
+    // epoch 0 takes the seed files, then each arrival is an epoch of its own
+    let seeds = files_in(&example.join("incoming"));
+    let arrivals = files_in(&example.join("arrivals"));
+    assert!(!seeds.is_empty() && arrivals.len() >= 2);
+    let sql = std::fs::read_to_string(example.join("live.sql")).unwrap();
+
+    // the live run's stdout: `-- epoch N --`, then the query's table
+    let live = std::fs::read_to_string(work.path().join("live/live.out")).unwrap();
+    let mut sections: Vec<(String, String)> = Vec::new();
+    for line in live.lines() {
+        if line.starts_with("-- epoch ") {
+            sections.push((line.to_string(), String::new()));
+        } else {
+            let (_, body) = sections.last_mut().expect("output before the first epoch");
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    let markers: Vec<&str> = sections.iter().map(|(m, _)| m.as_str()).collect();
+    let want: Vec<String> = (0..=arrivals.len()).map(|e| format!("-- epoch {e} --")).collect();
+    assert_eq!(markers, want, "{live}");
+    for (epoch, (_, printed)) in sections.iter().enumerate() {
+        let mut files = seeds.clone();
+        files.extend_from_slice(&arrivals[..epoch]);
+        let (_dir, batch) = stream_example_batch(&files).await;
+        // A stream's online debug table gets every feature row (Butterfree's memory sink); a
+        // batch run's holds the latest row per key. The batch's every row: its historical debug
+        // table without the partition columns, under the online table's name.
+        let fs = &batch.spec().feature_set;
+        let online = format!("online_feature_store__{}", fs.name);
+        let every_row = batch
+            .sql(&format!(
+                "select {} from historical_feature_store__{}",
+                quoted_columns(fs),
+                fs.name
+            ))
+            .await
+            .unwrap()
+            .into_view();
+        batch.session().deregister_table(online.as_str()).unwrap().unwrap();
+        batch.session().register_table(online.as_str(), every_row).unwrap();
+        let rows = batch.sql(&sql).await.unwrap().collect().await.unwrap();
+        assert!(rows.iter().map(|b| b.num_rows()).sum::<usize>() > 0);
+        let expected = arrow::util::pretty::pretty_format_batches(&rows).unwrap().to_string();
+        assert_eq!(printed.trim_end(), expected.trim_end(), "epoch {epoch}");
+    }
+
+    // the non-debug run over every file
+    let mut files = seeds;
+    files.extend(arrivals);
+    let events: usize = files
+        .iter()
+        .map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .count()
+        })
+        .sum();
+    let (_dir, batch) = stream_example_batch(&files).await;
+    let query = |sql: String| {
+        let batch = &batch;
+        async move { json_lines(&batch.sql(&sql).await.unwrap().collect().await.unwrap()) }
+    };
+    let durable = work.path().join("durable");
+    let spec = borboleta::FeatureSetPipelineSpec::parse_yaml_file(durable.join("pipeline.yaml")).unwrap();
+    let fs = &spec.feature_set;
+    let (store, table) = borboleta::online_store(&spec).unwrap();
+    let online = json_lines(&[store.scan(&table).unwrap()]);
+    let latest = query(format!("select * from online_feature_store__{}", fs.name)).await;
+    assert!(!latest.is_empty() && latest.len() < events, "{latest:?}");
+    assert_eq!(online, latest);
+    let history = query(format!(
+        "select {} from historical_feature_store__{}",
+        quoted_columns(fs),
+        fs.name
+    ))
+    .await;
+    assert_eq!(history.len(), events);
+    let table = durable.join(format!("feature_store/historical/{}/{}", fs.entity, fs.name));
+    assert_eq!(parquet_rows(&table), history);
 }

@@ -98,7 +98,7 @@ pub(crate) fn events(f: u64, n: u64) -> String {
     s
 }
 
-fn json_lines(batches: &[RecordBatch]) -> Vec<String> {
+pub(crate) fn json_lines(batches: &[RecordBatch]) -> Vec<String> {
     let mut buf = Vec::new();
     {
         let mut w = arrow::json::LineDelimitedWriter::new(&mut buf);
@@ -497,6 +497,52 @@ fn stream_live_sql_and_graceful_sigterm() {
     assert!(out.status.success(), "SIGTERM is a graceful stop: {:?}", out.status);
     let err = text(&out.stderr);
     assert!(err.contains("last committed epoch: 1"), "{err}");
+}
+
+/// Ctrl-C while a `--sql` query is being printed still stops the stream: the CLI listens for
+/// SIGINT for the whole run, not only while it waits (a SIGINT that came during a print was
+/// lost, and the stream ran on).
+#[test]
+fn stream_sigint_during_a_live_query_stops_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_spec(d, true, "");
+    // a query that takes a while, so that the signal comes while it runs
+    let slow = "select sum(value * id) as s from online_feature_store__stream_fs, range(2000000)";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_borboleta"))
+        .args(["run", "spec.yaml", "--sql", slow, "--sql-interval", "0.01"])
+        .current_dir(d)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    arrive(d, "a.jsonl", &events(1, 3));
+    let mut line = String::new();
+    while line.trim() != "-- epoch 0 --" {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "stdout closed");
+    }
+    // the query of epoch 0 runs now
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if t0.elapsed() > Duration::from_secs(30) {
+            child.kill().ok();
+            child.wait().ok();
+            panic!("the stream did not stop within 30 s of SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "SIGINT is a graceful stop: {status:?}\n{err}");
+    assert!(err.contains("stopping after the current epoch"), "{err}");
+    assert!(err.contains("last committed epoch: 0"), "{err}");
 }
 
 /// Static readers are reloaded on `static_refresh_seconds`; streaming debug tables keep at
