@@ -1,4 +1,6 @@
 //! `borboleta`: run, validate and explain feature-set pipelines; read the online store.
+//!
+//! Over 600 lines: the command line is one clap definition and one dispatch per subcommand; the output helpers live in out.rs.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
