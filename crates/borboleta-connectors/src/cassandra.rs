@@ -962,3 +962,7 @@ impl WriterSession for CassandraSession {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "cassandra_tests.rs"]
+mod tests;
