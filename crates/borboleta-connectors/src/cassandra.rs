@@ -964,3 +964,7 @@ impl WriterSession for CassandraSession {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "cassandra_tests.rs"]
+mod tests;
